@@ -1,0 +1,2 @@
+"""Imports every command module so that it registers on the Typer apps."""
+from . import text  # noqa: F401

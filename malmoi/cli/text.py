@@ -1,0 +1,4 @@
+"""`malmoi tokenize` and `malmoi tokenizer train`."""
+from __future__ import annotations
+
+from . import app, tokenizer_app  # noqa: F401

@@ -1,0 +1,1 @@
+"""Text → numbers: words and morphemes, vocabularies, subword tokenizers."""
