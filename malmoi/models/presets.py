@@ -1,0 +1,99 @@
+"""Named small model configs, as plain data with every size spelled out.
+
+A preset is a Hugging Face model type plus the keyword arguments of its config class. The
+vocabulary size and the special-token ids come from the tokenizer at build time
+(``hf_config``), so one preset serves any tokenizer. All of them train on a CPU.
+
+| name      | family  | layers    | width | heads | ffn  | params (16k vocab) |
+| --------- | ------- | --------- | ----- | ----- | ---- | ------------------ |
+| bert-tiny | BERT    | 2         | 128   | 2     | 512  | ~2.5 M             |
+| bert-mini | BERT    | 4         | 256   | 4     | 1024 | ~7.4 M             |
+| gpt-mini  | GPT-2   | 4         | 256   | 4     | 1024 | ~7.4 M             |
+| bart-mini | BART    | 3 + 3     | 256   | 4     | 1024 | ~9.9 M             |
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import MalmoiError
+
+
+@dataclass(frozen=True)
+class Preset:
+    """One named configuration."""
+
+    name: str
+    """The name users type (``--preset bert-mini``)."""
+    model_type: str
+    """The Hugging Face ``model_type`` (``bert``, ``gpt2``, ``bart``) or a malmoi family (``lstm``)."""
+    config: dict[str, Any] = field(default_factory=dict)
+    """Keyword arguments of the config class, every size explicit."""
+    doc: str = ""
+    """One line for ``--help`` and the README."""
+
+
+PRESETS: dict[str, Preset] = {
+    p.name: p
+    for p in [
+        Preset(
+            "bert-tiny", "bert",
+            dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=2, intermediate_size=512,
+                 max_position_embeddings=512, type_vocab_size=2, hidden_act="gelu",
+                 hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1),
+            "BERT encoder, 2 layers x 128 wide: the fastest, for tests and quick demos",
+        ),
+        Preset(
+            "bert-mini", "bert",
+            dict(hidden_size=256, num_hidden_layers=4, num_attention_heads=4, intermediate_size=1024,
+                 max_position_embeddings=512, type_vocab_size=2, hidden_act="gelu",
+                 hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1),
+            "BERT encoder, 4 layers x 256 wide: the default classifier",
+        ),
+        Preset(
+            "gpt-mini", "gpt2",
+            dict(n_embd=256, n_layer=4, n_head=4, n_inner=1024, n_positions=512, activation_function="gelu_new",
+                 resid_pdrop=0.1, embd_pdrop=0.1, attn_pdrop=0.1, tie_word_embeddings=True),
+            "GPT-2 decoder, 4 layers x 256 wide: causal language modelling",
+        ),
+        Preset(
+            "bart-mini", "bart",
+            dict(d_model=256, encoder_layers=3, decoder_layers=3, encoder_attention_heads=4,
+                 decoder_attention_heads=4, encoder_ffn_dim=1024, decoder_ffn_dim=1024,
+                 max_position_embeddings=512, activation_function="gelu", dropout=0.1,
+                 attention_dropout=0.0, activation_dropout=0.0, scale_embedding=True,
+                 tie_word_embeddings=True),
+            "BART encoder-decoder, 3+3 layers x 256 wide: transformer seq2seq",
+        ),
+    ]
+}
+
+
+def get_preset(name: str) -> Preset:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise MalmoiError("E220", f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}") from None
+
+
+def hf_config(name: str, *, vocab_size: int, pad_token_id: int | None = None, bos_token_id: int | None = None,
+              eos_token_id: int | None = None, decoder_start_token_id: int | None = None, **overrides: Any):
+    """The ``transformers`` config of a preset, sized for a tokenizer; ``overrides`` replace preset fields
+    (tests use them to shrink a model to hidden size 32)."""
+    from transformers import AutoConfig
+
+    preset = get_preset(name)
+    if preset.model_type not in ("bert", "gpt2", "bart"):
+        raise MalmoiError("E221", f"preset {name!r} is a {preset.model_type} model, not a transformers config")
+    ids = dict(pad_token_id=pad_token_id, bos_token_id=bos_token_id, eos_token_id=eos_token_id,
+               decoder_start_token_id=decoder_start_token_id)
+    kwargs = {**preset.config, **{k: v for k, v in ids.items() if v is not None}, **overrides}
+    return AutoConfig.for_model(preset.model_type, vocab_size=vocab_size, **kwargs)
+
+
+def max_positions(config) -> int:
+    """The longest input a config's position embeddings allow."""
+    for key in ("max_position_embeddings", "n_positions"):
+        if getattr(config, key, None):
+            return int(getattr(config, key))
+    return 1 << 16
