@@ -34,15 +34,29 @@ def _read_text(path: str | os.PathLike) -> str:
         raise MalmoiError("E101", f"file not found: {path}")
     if path.is_dir():
         raise MalmoiError("E101", f"expected a file, got a folder: {path}")
-    raw = path.read_bytes()
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise MalmoiError("E101", f"cannot read {path}: {e.strerror or e}") from None
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         line = raw[: e.start].count(b"\n") + 1
-        raise MalmoiError("E103", f"{path}: line {line} is not valid UTF-8 (byte {e.start}); re-save the file as UTF-8") from None
+        hint = " (it looks like CP949/EUC-KR)" if _is_cp949(raw) else ""
+        raise MalmoiError("E103", f"{path}: line {line} is not valid UTF-8 (byte {e.start}){hint}; "
+                                  "re-save the file as UTF-8") from None
     if not text.strip():
         raise MalmoiError("E102", f"{path} is empty")
     return text
+
+
+def _is_cp949(raw: bytes) -> bool:
+    # Older Korean Windows tools save CP949; naming it saves the user a guess.
+    try:
+        raw.decode("cp949")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _format(path: Path) -> str:
@@ -52,15 +66,21 @@ def _format(path: Path) -> str:
 
 def _rows_delimited(path: Path, text: str, delimiter: str) -> tuple[list[str], list[dict]]:
     quoting = csv.QUOTE_MINIMAL if delimiter == "," else csv.QUOTE_NONE
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quoting=quoting)
-    header = [h.strip() for h in next(reader)]
-    rows = []
-    for i, fields in enumerate(reader, start=2):
-        if not fields or fields == [""]:
-            continue
-        if len(fields) != len(header):
-            raise MalmoiError("E106", f"{path}: line {i} has {len(fields)} fields, the header has {len(header)}")
-        rows.append(dict(zip(header, fields)))
+    # strict: an unclosed quote would otherwise swallow the following rows into one field.
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quoting=quoting, strict=True)
+    rows: list[dict] = []
+    try:
+        header = [h.strip() for h in next(reader)]
+        for fields in reader:
+            if not fields or fields == [""]:
+                continue
+            if len(fields) != len(header):
+                # line_num is the last physical line read, so quoted multi-line fields count correctly
+                raise MalmoiError("E106", f"{path}: line {reader.line_num} has {len(fields)} fields, "
+                                          f"the header has {len(header)}")
+            rows.append(dict(zip(header, fields)))
+    except csv.Error as e:
+        raise MalmoiError("E106", f"{path}: line {reader.line_num} is malformed ({e}); check its quotes") from None
     return header, rows
 
 
@@ -128,6 +148,7 @@ def read_labelled(path: str | os.PathLike, text: str, label: str,
     if not texts:
         raise MalmoiError("E102", f"{path}: every {text!r} value is empty")
     if allowed is not None:
+        allowed = [str(a).strip() for a in allowed]
         unexpected = sorted(set(labels) - set(allowed))
         if unexpected:
             raise MalmoiError("E105", f"{path}: unexpected {label!r} values {unexpected[:5]}; the model knows {list(allowed)}")
