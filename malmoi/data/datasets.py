@@ -1,0 +1,153 @@
+"""Examples → token ids, once: map-style Datasets whose items are dicts of lists of ints.
+
+Every dataset tokenizes all its texts up front (one batched call to a fast tokenizer) and keeps
+only the id lists, so an epoch costs no tokenization. ``lengths`` (one int per item) feeds
+``batching.BucketSampler``. Padding and tensors are the collator's job (``batching.py``).
+
+An *encoder* is either a Hugging Face tokenizer or a callable ``text -> list[int]`` (e.g. a
+``Vocab``'s encode), so the same datasets serve subword models and the word-level LSTM.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence, Union
+
+from torch.utils.data import Dataset
+
+from ..errors import MalmoiError
+
+Encoder = Union[Callable[[str], Sequence[int]], Any]
+"""A Hugging Face tokenizer, or a callable turning one text into ids."""
+
+
+def _is_hf_tokenizer(encoder: Any) -> bool:
+    return hasattr(encoder, "convert_tokens_to_ids") and callable(encoder)
+
+
+def _check_max_length(name: str, value: int | None) -> None:
+    if value is not None and value <= 0:
+        raise MalmoiError("E202", f"{name} must be positive, got {value}")
+
+
+def encode_all(texts: Sequence[str], encoder: Encoder, max_length: int | None = None,
+               special_tokens: bool = True) -> list[list[int]]:
+    """Ids for every text. A tokenizer truncates itself (keeping its special tokens); for a
+    callable, over-long id lists keep their last id (usually ``<eos>``) after truncation."""
+    _check_max_length("max_length", max_length)
+    texts = list(texts)
+    if _is_hf_tokenizer(encoder):
+        if not texts:
+            return []
+        out = encoder(texts, truncation=max_length is not None, max_length=max_length,
+                      add_special_tokens=special_tokens, return_attention_mask=False,
+                      return_token_type_ids=False)
+        return [list(ids) for ids in out["input_ids"]]
+    ids = [list(encoder(t)) for t in texts]
+    if max_length is not None:
+        ids = [s if len(s) <= max_length else s[: max_length - 1] + s[-1:] for s in ids]
+    return ids
+
+
+class ClassificationDataset(Dataset):
+    """Texts and label ids → ``{input_ids, attention_mask, token_type_ids?, labels?}``."""
+
+    def __init__(self, texts: Sequence[str], label_ids: Sequence[int] | None, tokenizer: Any,
+                 max_length: int = 128):
+        _check_max_length("max_length", max_length)
+        if label_ids is not None and len(label_ids) != len(texts):
+            raise MalmoiError("E103", f"{len(texts)} texts but {len(label_ids)} labels")
+        self.input_ids = encode_all(texts, tokenizer, max_length)
+        self.labels = None if label_ids is None else [int(y) for y in label_ids]
+        names = getattr(tokenizer, "model_input_names", ["input_ids", "attention_mask"])
+        # masks and segment ids of a single sentence are all 1s / 0s: rebuilt per item, not stored
+        self.with_mask = "attention_mask" in names
+        self.with_types = "token_type_ids" in names
+        self.lengths = [len(ids) for ids in self.input_ids]
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        ids = self.input_ids[i]
+        item: dict[str, Any] = {"input_ids": ids}
+        if self.with_mask:
+            item["attention_mask"] = [1] * len(ids)
+        if self.with_types:
+            item["token_type_ids"] = [0] * len(ids)
+        if self.labels is not None:
+            item["labels"] = self.labels[i]
+        return item
+
+
+class Seq2SeqDataset(Dataset):
+    """Source/target pairs → ``{input_ids, attention_mask?, labels}``; labels are target ids.
+
+    The model derives its decoder inputs from ``labels`` (shifted right behind ``<bos>``, as
+    BART and ``LSTMSeq2Seq`` do), so targets should end with ``<eos>``: a Hugging Face
+    tokenizer's post-processor adds it, a callable encoder must return it.
+    """
+
+    def __init__(self, sources: Sequence[str], targets: Sequence[str], encode_source: Encoder,
+                 encode_target: Encoder | None = None, max_source_length: int | None = 128,
+                 max_target_length: int | None = 128, attention_mask: bool = True):
+        if len(sources) != len(targets):
+            raise MalmoiError("E103", f"{len(sources)} sources but {len(targets)} targets")
+        self.sources = encode_all(sources, encode_source, max_source_length)
+        self.targets = encode_all(targets, encode_target or encode_source, max_target_length)
+        self.attention_mask = attention_mask
+        self.lengths = [len(s) + len(t) for s, t in zip(self.sources, self.targets)]
+
+    def __len__(self) -> int:
+        return len(self.sources)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        item: dict[str, Any] = {"input_ids": self.sources[i], "labels": self.targets[i]}
+        if self.attention_mask:
+            item["attention_mask"] = [1] * len(self.sources[i])
+        return item
+
+
+class LanguageModelDataset(Dataset):
+    """Texts packed into blocks of ``block_size`` ids, ``eos_id`` after every document.
+
+    Items are ``{input_ids, labels}`` with equal lists (causal LMs shift labels inside). The
+    tail that does not fill a block is dropped, unless the whole corpus is shorter than one block.
+    """
+
+    def __init__(self, texts: Sequence[str], tokenizer: Encoder, block_size: int,
+                 eos_id: int | None = None, bos_id: int | None = None):
+        _check_max_length("block_size", block_size)
+        if eos_id is None:
+            eos_id = getattr(tokenizer, "eos_token_id", None)
+        if eos_id is None:
+            raise MalmoiError("E202", "LanguageModelDataset needs an eos_id (the tokenizer has none)")
+        stream: list[int] = []
+        for ids in encode_all(texts, tokenizer, special_tokens=False):
+            if bos_id is not None:
+                stream.append(bos_id)
+            stream.extend(ids)
+            stream.append(eos_id)
+        n = max(1, len(stream) // block_size) if stream else 0
+        self.blocks = [stream[i * block_size : (i + 1) * block_size] for i in range(n)]
+        self.lengths = [len(b) for b in self.blocks]
+        self.num_tokens = len(stream)
+
+    def __len__(self) -> int:
+        return len(self.blocks)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return {"input_ids": self.blocks[i], "labels": self.blocks[i]}
+
+
+class TextDataset(Dataset):
+    """Texts → ``{input_ids, attention_mask}``, one item per text (for MLM with ``MLMCollator``)."""
+
+    def __init__(self, texts: Sequence[str], tokenizer: Encoder, max_length: int = 128):
+        self.input_ids = encode_all(texts, tokenizer, max_length)
+        self.lengths = [len(ids) for ids in self.input_ids]
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        ids = self.input_ids[i]
+        return {"input_ids": ids, "attention_mask": [1] * len(ids)}

@@ -1,0 +1,752 @@
+"""The one training loop: every malmoi model trains through ``fit``.
+
+``fit`` owns the parts every task shares: ``accelerate`` (device, DDP across processes or
+machines, bf16 autocast), AdamW without decay on biases and norms, linear warmup then linear
+decay, gradient clipping and accumulation, evaluation every N steps or each epoch, early
+stopping, a time budget, progress and ``metrics.jsonl``, ``curve.png``, and checkpoints that
+make ``resume`` continue exactly where a run stopped (even after ``kill -9``).
+
+Run directory written by the main process only::
+
+    OUT/metrics.jsonl               one JSON object per log / eval event
+    OUT/curve.png                   training loss and the validation metric against the step
+    OUT/checkpoints/last/           model.safetensors, optimizer.pt, scheduler.pt, state.json
+    OUT/checkpoints/best/           model.safetensors, state.json (best validation metric)
+    OUT/...                         whatever ``export(model, OUT)`` writes for the best model
+
+Each checkpoint folder is written to a temporary sibling and renamed into place, so ``best``
+and ``last`` are always complete. ``best`` is written before ``last`` so that ``last`` never
+records a best that is not on disk yet.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import re
+import sys
+import time
+from contextlib import contextmanager, nullcontext
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping
+
+import numpy as np
+import torch
+from torch import nn
+
+from .errors import MalmoiError
+from .runs import atomic_dir, atomic_write_bytes
+
+CHECKPOINTS = "checkpoints"
+METRICS_FILE = "metrics.jsonl"
+CURVE_FILE = "curve.png"
+MODEL_FILE = "model.safetensors"
+STOPPED_BY = ("epochs", "max_steps", "time", "early_stopping")
+CURVE_EVERY_S = 30.0  # redraw curve.png at most this often during training (always at the end)
+
+
+@dataclass
+class TrainArgs:
+    """Options of the training loop (the CLI's ``--epochs``, ``--batch-size`` … map onto these)."""
+
+    epochs: int = 3
+    """Passes over the training data (ignored when ``max_steps`` is set)."""
+    batch_size: int = 32
+    """Examples per batch on each process (per micro-batch with ``grad_accum``)."""
+    lr: float = 5e-4
+    """Peak learning rate of AdamW."""
+    weight_decay: float = 0.01
+    """AdamW weight decay; never applied to biases and normalisation weights."""
+    warmup: float = 0.06
+    """Fraction of the optimizer steps spent warming the learning rate up linearly."""
+    grad_clip: float = 1.0
+    """Clip the global gradient norm to this (0 = off)."""
+    grad_accum: int = 1
+    """Micro-batches whose gradients are summed into one optimizer step."""
+    bf16: bool = False
+    """Autocast the forward pass to bfloat16."""
+    eval_every: int = 0
+    """Evaluate and checkpoint every this many optimizer steps (0 = at the end of each epoch)."""
+    patience: int = 0
+    """Stop after this many evaluations without improvement (0 = never)."""
+    time_budget: float = 0.0
+    """Seconds of wall time for this invocation of fit; stop cleanly, evaluate and save (0 = none)."""
+    seed: int = 42
+    """Seeds the data order, dropout and masking; the same seed gives the same run."""
+    log_every: int = 50
+    """Log the training loss every this many optimizer steps."""
+    max_steps: int = 0
+    """Train exactly this many optimizer steps, however many epochs that takes (0 = use epochs)."""
+    eval_batch_size: int = 0
+    """Batch size for evaluation (0 = batch_size)."""
+    decay_to_budget: bool = True
+    """With a time budget, fit the learning-rate decay to the steps the budget allows (estimated as it runs)."""
+    num_threads: int = 0
+    """Torch CPU threads per process (0 = leave as is; under torchrun: cores / local processes)."""
+    num_workers: int = 0
+    """DataLoader worker processes (0 = load in the training process, which keeps resume exact)."""
+    progress: bool = True
+    """Show a progress bar (on a terminal) or log lines (otherwise) on stderr."""
+
+    def __post_init__(self) -> None:
+        positive = {"batch_size": self.batch_size, "lr": self.lr, "grad_accum": self.grad_accum,
+                    "log_every": self.log_every}
+        for name, value in positive.items():
+            if not value > 0:
+                raise MalmoiError("E201", f"{name} must be positive, got {value}")
+        if self.batch_size > 65536 or self.eval_batch_size > 65536:
+            raise MalmoiError("E201", f"batch size {max(self.batch_size, self.eval_batch_size)} is absurd (max 65536)")
+        if self.max_steps <= 0 and self.epochs <= 0:
+            raise MalmoiError("E201", f"epochs must be positive, got {self.epochs}")
+        if not 0 <= self.warmup < 1:
+            raise MalmoiError("E201", f"warmup is a fraction of the steps in [0, 1), got {self.warmup}")
+        nonnegative = {"weight_decay": self.weight_decay, "grad_clip": self.grad_clip,
+                       "eval_every": self.eval_every, "patience": self.patience,
+                       "time_budget": self.time_budget, "max_steps": self.max_steps,
+                       "eval_batch_size": self.eval_batch_size, "num_threads": self.num_threads,
+                       "num_workers": self.num_workers}
+        for name, value in nonnegative.items():
+            if value < 0 or (isinstance(value, float) and math.isnan(value)):
+                raise MalmoiError("E201", f"{name} must be ≥ 0, got {value}")
+        if self.lr > 10:
+            raise MalmoiError("E201", f"learning rate {self.lr} is absurd")
+
+
+@dataclass
+class FitResult:
+    """What a call to ``fit`` achieved."""
+
+    stopped_by: str
+    """Why training ended: "epochs", "max_steps", "time" or "early_stopping"."""
+    steps: int
+    """Optimizer steps taken in total (including those before a resume)."""
+    epochs: float
+    """Epochs completed in total (fractional)."""
+    best_metric: float | None
+    """Best validation value of the monitored metric (None without validation data)."""
+    best_step: int | None
+    """Step at which ``best_metric`` was reached."""
+    metrics: dict[str, float]
+    """The last evaluation's metrics."""
+    samples_per_s: float
+    """Training examples per second in this invocation (all processes together, evaluation excluded)."""
+    train_seconds: float
+    """Seconds spent in training steps in this invocation."""
+    out_dir: Path
+    """The run directory."""
+
+
+@dataclass
+class LoopState:
+    """Where a run is; saved in ``state.json`` and restored by ``resume``."""
+
+    global_step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    """Batches of ``epoch`` this process has consumed (always at an optimizer-step boundary)."""
+    best_metric: float | None = None
+    best_step: int | None = None
+    bad_evals: int = 0
+    """Evaluations since the last improvement (early stopping)."""
+    last_eval_step: int = -1
+    last_metrics: dict = field(default_factory=dict)
+
+
+class WarmupLinearDecay:
+    """LR factor: linear warm-up over ``warmup`` × ``total`` steps, then linear decay to 0 at ``total``.
+
+    A callable object rather than a closure so that ``LambdaLR.state_dict`` saves its fields.
+    """
+
+    def __init__(self, warmup: float, total: int):
+        self.warmup = warmup
+        self.total = total
+
+    def __call__(self, step: int) -> float:
+        warm = int(self.warmup * self.total)
+        if step < warm:
+            return (step + 1) / (warm + 1)
+        return max(0.0, (self.total - step) / max(1, self.total - warm))
+
+
+def parse_duration(text: str | float | int) -> float:
+    """Seconds from ``90``, ``"90s"``, ``"10m"``, ``"1.5h"`` or ``"1h30m"``."""
+    if isinstance(text, (int, float)):
+        seconds = float(text)
+    else:
+        s = text.strip().lower()
+        parts = re.findall(r"(\d+(?:\.\d+)?)\s*([hms]?)", s)
+        if not s or not parts or re.sub(r"(\d+(?:\.\d+)?)\s*([hms]?)", "", s).strip():
+            raise MalmoiError("E201", f"cannot read the duration {text!r}; use e.g. 90s, 10m, 1.5h")
+        seconds = sum(float(n) * {"h": 3600, "m": 60, "s": 1, "": 1}[u] for n, u in parts)
+    if seconds < 0:
+        raise MalmoiError("E201", f"a duration cannot be negative: {text!r}")
+    return seconds
+
+
+def mean_loss(model: nn.Module, loader) -> dict[str, float]:
+    """The default ``evaluate``: the model's loss averaged over examples."""
+    total, count = 0.0, 0
+    for batch in loader:
+        batch = {k: v.to(_device_of(model)) for k, v in batch.items()}
+        n = _batch_len(batch)
+        total += float(model(**batch).loss) * n
+        count += n
+    return {"loss": total / max(1, count)}
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+def _batch_len(batch: Mapping[str, torch.Tensor]) -> int:
+    return len(next(iter(batch.values())))
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """AdamW groups: decay on weight matrices and embeddings, none on biases and norm weights."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (no_decay if p.dim() < 2 or "norm" in name.lower() else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _accelerator(args: TrainArgs):
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState, GradientState
+
+    # a process may call fit several times with different precision; keep the process group
+    AcceleratorState._reset_state()
+    GradientState._reset_state()
+    # without cpu=True accelerate ignores torchrun's environment on a machine without GPUs
+    # and every process trains alone
+    return Accelerator(cpu=not torch.cuda.is_available(), mixed_precision="bf16" if args.bf16 else "no")
+
+
+def _set_threads(args: TrainArgs) -> None:
+    if args.num_threads:
+        torch.set_num_threads(args.num_threads)
+        return
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    if local > 1 and "OMP_NUM_THREADS" not in os.environ:
+        torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // local))
+
+
+def _rng_state() -> dict:
+    state = {
+        "torch": torch.get_rng_state().tolist(),
+        "python": [random.getstate()[0], list(random.getstate()[1]), random.getstate()[2]],
+        "numpy": _numpy_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = [s.tolist() for s in torch.cuda.get_rng_state_all()]
+    return state
+
+
+def _numpy_state() -> list:
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return [name, keys.tolist(), int(pos), int(has_gauss), float(cached)]
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(torch.tensor(state["torch"], dtype=torch.uint8))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([torch.tensor(s, dtype=torch.uint8) for s in state["cuda"]])
+
+
+def _seed_all(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+@contextmanager
+def _isolated_rng(seed: int) -> Iterator[None]:
+    """Run a block on freshly seeded generators and restore the training ones afterwards, so that
+    evaluation (masking, sampling) is the same every time and never shifts the training run."""
+    saved = _rng_state()
+    _seed_all(seed)
+    try:
+        yield
+    finally:
+        _set_rng_state(saved)
+
+
+def _append_jsonl(path: Path, record: dict) -> None:
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """On resume, drop events logged after the checkpoint (they will be produced again)."""
+    if not path.exists():
+        return
+    keep = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            if json.loads(line).get("step", 0) <= step:
+                keep.append(line)
+        except json.JSONDecodeError:
+            continue  # a line cut short by a kill
+    atomic_write_bytes(path, "".join(f"{line}\n" for line in keep).encode("utf-8"))
+
+
+def _fmt_eta(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    h, rem = divmod(seconds, 3600)
+    return f"{h}:{rem // 60:02d}:{rem % 60:02d}" if h else f"{rem // 60}:{rem % 60:02d}"
+
+
+class _Reporter:
+    """A rich progress bar on a terminal, plain log lines otherwise; silent off the main process."""
+
+    def __init__(self, enabled: bool, total: int, done: int):
+        self.enabled = enabled
+        self.bar = None
+        if not enabled:
+            return
+        from rich.console import Console
+
+        console = Console(stderr=True)
+        if console.is_terminal:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+            self.bar = Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
+                                TextColumn("{task.fields[info]}"), console=console, transient=False)
+            self.task = self.bar.add_task("train", total=total, completed=done, info="")
+            self.bar.start()
+
+    def update(self, step: int, total: int, info: str, log_line: bool) -> None:
+        if self.bar is not None:
+            self.bar.update(self.task, completed=step, total=total, info=info)
+        elif self.enabled and log_line:
+            print(f"step {step}/{total} {info}", file=sys.stderr, flush=True)
+
+    def message(self, text: str) -> None:
+        if self.bar is not None:
+            self.bar.console.print(text)
+        elif self.enabled:
+            print(text, file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+def save_checkpoint(folder: Path, model: nn.Module, state: dict, optimizer=None, scheduler=None) -> None:
+    """Write one checkpoint folder atomically: weights, optionally optimizer + scheduler, state.json."""
+    from safetensors.torch import save_model
+
+    with atomic_dir(folder) as tmp:
+        save_model(model, str(tmp / MODEL_FILE))  # drops duplicates of tied weights
+        if optimizer is not None:
+            torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+            torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
+        (tmp / "state.json").write_text(json.dumps(state), encoding="utf-8")
+
+
+def load_weights(folder: str | os.PathLike, model: nn.Module) -> None:
+    """Load ``model.safetensors`` of a checkpoint folder into ``model`` (tied weights re-tied)."""
+    from safetensors.torch import load_model
+
+    path = Path(folder) / MODEL_FILE
+    if not path.is_file():
+        raise MalmoiError("E305", f"{folder} holds no {MODEL_FILE}")
+    load_model(model, str(path), device=str(_device_of(model)))
+
+
+def read_checkpoint_state(folder: str | os.PathLike) -> dict:
+    path = Path(folder) / "state.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        raise MalmoiError("E305", f"checkpoint {folder} is unreadable: {e}") from None
+
+
+# --------------------------------------------------------------------------- the loop
+
+
+def fit(
+    model: nn.Module,
+    train_dataset,
+    valid_dataset,
+    collate: Callable | None,
+    args: TrainArgs,
+    out_dir: str | os.PathLike,
+    *,
+    evaluate: Callable[[nn.Module, Any], dict[str, float]] | None = None,
+    export: Callable[[nn.Module, Path], None] | None = None,
+    metric: str = "loss",
+    maximize: bool = False,
+    resume: bool = False,
+    lengths=None,
+    on_eval: Callable[[int, dict[str, float]], None] | None = None,
+) -> FitResult:
+    """Train ``model`` on ``train_dataset``; see the module doc for what is written where.
+
+    ``model(**batch)`` must return an object with ``.loss``; ``collate`` turns a list of dataset
+    items into that dict of tensors (default ``PadCollator()``). ``evaluate(model, loader)`` runs
+    on the main process with the model in eval mode under ``no_grad`` and returns metrics that
+    include ``metric`` (default: mean loss); the loader yields batches sorted by length, so
+    compute metrics from batch contents. ``lengths`` (one int per training example) turns on
+    length-bucketed batches. ``on_eval(step, metrics)`` runs on the main process after each
+    evaluation. At the end the best weights (or the last ones without validation data) are
+    loaded into ``model`` and ``export(model, out_dir)`` writes the deployable model.
+    """
+    return _Loop(model, train_dataset, valid_dataset, collate, args, Path(out_dir), evaluate, export,
+                 metric, maximize, resume, lengths, on_eval).run()
+
+
+class _Loop:
+    def __init__(self, model, train_dataset, valid_dataset, collate, args, out, evaluate, export,
+                 metric, maximize, resume, lengths, on_eval):
+        from .data.batching import PadCollator
+
+        if len(train_dataset) == 0:
+            raise MalmoiError("E101", "the training data is empty")
+        if lengths is not None and len(lengths) != len(train_dataset):
+            raise MalmoiError("E201", f"{len(lengths)} lengths for {len(train_dataset)} training examples")
+        self.args, self.out = args, out
+        self.train_dataset, self.valid_dataset = train_dataset, valid_dataset
+        self.collate = collate or PadCollator()
+        self.evaluate_fn = evaluate or mean_loss
+        self.export_fn, self.on_eval = export, on_eval
+        self.metric, self.maximize, self.resume = metric, maximize, resume
+        self.lengths = lengths
+        self.model = model
+        self.ckpt = out / CHECKPOINTS
+        self.metrics_path = out / METRICS_FILE
+
+    # -- set-up
+
+    def _check_out(self) -> None:
+        last = self.ckpt / "last"
+        if self.resume and not (last / "state.json").is_file():
+            raise MalmoiError("E302", f"nothing to resume in {self.out}: no {CHECKPOINTS}/last")
+        if not self.resume and self.ckpt.exists() and any(self.ckpt.iterdir()):
+            raise MalmoiError("E301", f"{self.out} already holds checkpoints; pass --resume to continue it "
+                                      "or choose another --out")
+
+    def _build(self) -> None:
+        from torch.utils.data import DataLoader
+
+        from .data.batching import BucketSampler
+
+        args, acc = self.args, self.acc
+        self.sampler = BucketSampler(self.lengths, args.batch_size, shuffle=True, seed=args.seed,
+                                     size=len(self.train_dataset), num_replicas=acc.num_processes,
+                                     rank=acc.process_index)
+        # a private generator: DataLoader draws a seed from it per epoch, which would otherwise
+        # come from the global generator and shift dropout after a resume
+        self.loader = DataLoader(self.train_dataset, batch_sampler=self.sampler, collate_fn=self.collate,
+                                 num_workers=args.num_workers, generator=torch.Generator())
+        self.steps_per_epoch = -(-self.sampler.num_batches // args.grad_accum)
+        self.planned_steps = args.max_steps or args.epochs * self.steps_per_epoch
+        self.schedule = WarmupLinearDecay(args.warmup, self.planned_steps)
+        raw = self.model
+        self.model = acc.prepare_model(raw)
+        self.raw = acc.unwrap_model(self.model)
+        self.optimizer = torch.optim.AdamW(param_groups(self.raw, args.weight_decay), lr=args.lr)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self.schedule)
+
+    def _restore(self) -> None:
+        last = self.ckpt / "last"
+        saved = read_checkpoint_state(last)
+        acc = self.acc
+        for key, now in (("world_size", acc.num_processes), ("batch_size", self.args.batch_size),
+                         ("grad_accum", self.args.grad_accum)):
+            if saved.get(key) != now:
+                raise MalmoiError("E306", f"cannot resume {self.out} with {key}={now}: it was trained with "
+                                          f"{key}={saved.get(key)}")
+        load_weights(last, self.raw)
+        self.optimizer.load_state_dict(torch.load(last / "optimizer.pt", weights_only=True,
+                                                  map_location=acc.device))
+        self.scheduler.load_state_dict(torch.load(last / "scheduler.pt", weights_only=True))
+        if not (self.args.time_budget and self.args.decay_to_budget):
+            self.schedule.total = self.planned_steps  # more epochs on resume stretch the decay
+        self.state = LoopState(**saved["loop"])
+        self.rng_to_restore = saved["rng"][acc.process_index]
+        if acc.is_main_process:
+            _truncate_metrics(self.metrics_path, self.state.global_step)
+
+    # -- events
+
+    def _log(self, record: dict) -> None:
+        if self.acc.is_main_process:
+            _append_jsonl(self.metrics_path, record)
+
+    def _better(self, value: float) -> bool:
+        best = self.state.best_metric
+        if best is None or math.isnan(best):
+            return not math.isnan(value)
+        return value > best if self.maximize else value < best
+
+    def _evaluate(self) -> dict[str, float]:
+        from torch.utils.data import DataLoader
+
+        from .data.batching import BucketSampler
+
+        acc, args = self.acc, self.args
+        metrics = None
+        if acc.is_main_process:
+            data = self.valid_dataset
+            sampler = BucketSampler(getattr(data, "lengths", None), args.eval_batch_size or args.batch_size,
+                                    shuffle=False, size=len(data))
+            loader = DataLoader(data, batch_sampler=sampler, collate_fn=self.collate, generator=torch.Generator())
+            was_training = self.raw.training
+            self.raw.eval()
+            try:
+                with _isolated_rng(args.seed), torch.no_grad(), acc.autocast():
+                    metrics = {k: float(v) for k, v in self.evaluate_fn(self.raw, loader).items()}
+            finally:
+                self.raw.train(was_training)
+            if self.metric not in metrics:
+                raise MalmoiError("E201", f"evaluate returned {sorted(metrics)}, without the monitored "
+                                          f"metric {self.metric!r}")
+        if acc.num_processes > 1:
+            from accelerate.utils import broadcast_object_list
+
+            metrics = broadcast_object_list([metrics])[0]
+        return metrics
+
+    def _checkpoint_state(self, rng: list) -> dict:
+        return {"loop": asdict(self.state), "rng": rng, "world_size": self.acc.num_processes,
+                "batch_size": self.args.batch_size, "grad_accum": self.args.grad_accum,
+                "seed": self.args.seed, "args": asdict(self.args), "metric": self.metric,
+                "maximize": self.maximize}
+
+    def _eval_and_save(self, early_stop: bool) -> str | None:
+        """Evaluate (with validation data), write best (if improved) then last; maybe stop early."""
+        started = time.perf_counter()
+        acc, state = self.acc, self.state
+        improved = False
+        if self.valid_dataset is not None:
+            metrics = self._evaluate()
+            value = metrics[self.metric]
+            improved = self._better(value)
+            if improved:
+                state.best_metric, state.best_step, state.bad_evals = value, state.global_step, 0
+            else:
+                state.bad_evals += 1
+            state.last_metrics = metrics
+            self._log({"event": "eval", "step": state.global_step, "epoch": self._epochs_done(),
+                       **metrics, "best": state.best_metric, "elapsed": round(time.perf_counter() - self.t0, 3)})
+            self.reporter.message(f"step {state.global_step} eval " + " ".join(
+                f"{k} {v:.4f}" for k, v in metrics.items()) + (" (best)" if improved else ""))
+            if acc.is_main_process and self.on_eval is not None:
+                self.on_eval(state.global_step, metrics)
+        state.last_eval_step = state.global_step
+        rng = _rng_state()
+        if acc.num_processes > 1:
+            from accelerate.utils import gather_object
+
+            rng = gather_object([rng])
+        else:
+            rng = [rng]
+        if acc.is_main_process:
+            ckpt_state = self._checkpoint_state(rng)
+            if improved:
+                save_checkpoint(self.ckpt / "best", self.raw, {k: v for k, v in ckpt_state.items() if k != "rng"})
+            save_checkpoint(self.ckpt / "last", self.raw, ckpt_state, self.optimizer, self.scheduler)
+            if time.perf_counter() - self.last_curve >= CURVE_EVERY_S:
+                self._draw_curve()
+        acc.wait_for_everyone()
+        self.eval_seconds = time.perf_counter() - started
+        self.eval_total += self.eval_seconds
+        if early_stop and self.args.patience and state.bad_evals >= self.args.patience:
+            return "early_stopping"
+        return None
+
+    def _draw_curve(self) -> None:
+        from .plots import plot_curve
+
+        plot_curve(self.metrics_path, self.out / CURVE_FILE, self.metric)
+        self.last_curve = time.perf_counter()
+
+    def _epochs_done(self) -> float:
+        n = self.sampler.num_batches
+        return round(self.state.epoch + self.state.batch_in_epoch / max(1, n), 4)
+
+    # -- control
+
+    def _control(self, steps_here: int) -> tuple[bool, int]:
+        """Decide on the main process whether the time budget is spent, and the schedule length;
+        every process follows the same decision (diverging ones would deadlock DDP)."""
+        args = self.args
+        stop, total = False, self.schedule.total
+        if args.time_budget and self.acc.is_main_process:
+            elapsed = time.perf_counter() - self.t0
+            per_step = elapsed / max(1, steps_here)
+            reserve = self.eval_seconds  # the closing evaluation and save must fit in the budget too
+            stop = elapsed + per_step + reserve >= args.time_budget
+            if args.decay_to_budget and steps_here >= 3:
+                left = max(0.0, args.time_budget - elapsed - reserve)
+                total = min(self.planned_steps, max(self.state.global_step + 1,
+                                                    self.state.global_step + int(left / per_step)))
+        if args.time_budget and self.acc.num_processes > 1:
+            flags = torch.tensor([int(stop), total], dtype=torch.long, device=self.acc.device)
+            torch.distributed.broadcast(flags, src=0)
+            stop, total = bool(flags[0]), int(flags[1])
+        return stop, total
+
+    def _step(self, batches) -> tuple[torch.Tensor, int, int]:
+        """One optimizer step over up to ``grad_accum`` micro-batches; returns (loss sum, micro-batches, examples)."""
+        acc, args = self.acc, self.args
+        group = min(args.grad_accum, self.sampler.num_batches - self.state.batch_in_epoch)
+        loss_sum = torch.zeros((), device=acc.device)
+        examples = 0
+        for j in range(group):
+            batch = {k: v.to(acc.device, non_blocking=True) for k, v in next(batches).items()}
+            examples += _batch_len(batch)
+            # only the last micro-batch all-reduces gradients across processes
+            with acc.no_sync(self.model) if j < group - 1 else nullcontext():
+                loss = self.model(**batch).loss
+                acc.backward(loss / group)
+            loss_sum += loss.detach().float()
+        if args.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.raw.parameters(), args.grad_clip)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return loss_sum, group, examples
+
+    def run(self) -> FitResult:
+        threads = torch.get_num_threads()
+        try:
+            return self._run()
+        finally:
+            torch.set_num_threads(threads)  # fit's thread choice must not outlive it
+
+    def _run(self) -> FitResult:
+        args = self.args
+        self.acc = acc = _accelerator(args)
+        _set_threads(args)
+        self._check_out()
+        if acc.is_main_process:
+            self.out.mkdir(parents=True, exist_ok=True)
+        acc.wait_for_everyone()
+        _seed_all(args.seed + acc.process_index)
+        self.state = LoopState()
+        self.rng_to_restore = None
+        self._build()
+        if self.resume:
+            self._restore()
+        self.reporter = _Reporter(args.progress and acc.is_main_process, self.planned_steps, self.state.global_step)
+        self.t0 = time.perf_counter()
+        self.eval_seconds = self.eval_total = 0.0
+        self.last_curve = -math.inf
+        self._log({"event": "start" if not self.resume else "resume", "step": self.state.global_step,
+                   "world_size": acc.num_processes, "planned_steps": self.planned_steps,
+                   "steps_per_epoch": self.steps_per_epoch, "args": asdict(args)})
+        if self.rng_to_restore is not None:
+            _set_rng_state(self.rng_to_restore)
+        try:
+            stopped_by, samples, steps_here = self._train()
+        finally:
+            self.reporter.close()
+        return self._finish(stopped_by, samples, steps_here)
+
+    def _train(self) -> tuple[str, int, int]:
+        args, state, acc = self.args, self.state, self.acc
+        self.model.train()
+        samples = steps_here = 0
+        window_loss = torch.zeros((), device=acc.device)  # summed on the device: no sync per step
+        window_batches, window_samples, window_t = 0, 0, time.perf_counter()
+        n = self.sampler.num_batches
+        while True:
+            if args.max_steps and state.global_step >= args.max_steps:
+                return "max_steps", samples, steps_here
+            if not args.max_steps and state.epoch >= args.epochs:
+                return "epochs", samples, steps_here
+            self.sampler.set_epoch(state.epoch)
+            self.sampler.skip(state.batch_in_epoch)
+            batches = iter(self.loader)
+            while state.batch_in_epoch < n:
+                stop, total = self._control(steps_here)
+                self.schedule.total = total
+                loss_sum, group, examples = self._step(batches)
+                state.global_step += 1
+                steps_here += 1
+                state.batch_in_epoch += group
+                samples += examples
+                window_loss += loss_sum
+                window_batches += group
+                window_samples += examples
+                end_of_epoch = state.batch_in_epoch >= n
+                if end_of_epoch:
+                    state.epoch, state.batch_in_epoch = state.epoch + 1, 0
+                log_now = state.global_step % args.log_every == 0
+                if log_now or self.reporter.bar is not None:
+                    now = time.perf_counter()
+                    sps = window_samples * acc.num_processes / max(1e-9, now - window_t)
+                    loss = float(window_loss) / max(1, window_batches)
+                    if not math.isfinite(loss):
+                        raise MalmoiError("E405", f"the training loss became {loss} at step {state.global_step}; "
+                                                  "lower --lr or check the data")
+                    info = f"loss {loss:.4f} · {sps:.0f} samples/s · eta {_fmt_eta(self._eta(steps_here))}"
+                    self.reporter.update(state.global_step, self.schedule.total, info, log_now)
+                    if log_now:
+                        self._log({"event": "train", "step": state.global_step, "epoch": self._epochs_done(),
+                                   "loss": round(loss, 6), "lr": self.scheduler.get_last_lr()[0],
+                                   "samples_per_s": round(sps, 2),
+                                   "elapsed": round(now - self.t0, 3)})
+                        window_loss = torch.zeros((), device=acc.device)
+                        window_batches, window_samples, window_t = 0, 0, now
+                stopped = None
+                if args.max_steps and state.global_step >= args.max_steps:
+                    stopped = "max_steps"
+                elif stop:
+                    stopped = "time"
+                due = (args.eval_every and state.global_step % args.eval_every == 0) or (
+                    end_of_epoch and not args.eval_every)
+                if due or stopped:
+                    early = self._eval_and_save(early_stop=True)
+                    stopped = stopped or early
+                if stopped:
+                    return stopped, samples, steps_here
+                if end_of_epoch:
+                    break
+
+    def _eta(self, steps_here: int) -> float:
+        elapsed = time.perf_counter() - self.t0
+        left = (self.schedule.total - self.state.global_step) * elapsed / max(1, steps_here)
+        if self.args.time_budget:
+            left = min(left, self.args.time_budget - elapsed)
+        return left
+
+    def _finish(self, stopped_by: str, samples: int, steps_here: int) -> FitResult:
+        acc, state = self.acc, self.state
+        if state.last_eval_step != state.global_step:
+            self._eval_and_save(early_stop=False)
+        train_seconds = max(1e-9, time.perf_counter() - self.t0 - self.eval_total)
+        sps = samples * acc.num_processes / train_seconds
+        best = self.ckpt / "best"
+        if state.best_step is not None and (best / MODEL_FILE).is_file():
+            load_weights(best, self.raw)
+        self.raw = acc.unwrap_model(self.model, keep_fp32_wrapper=False)
+        if acc.is_main_process:
+            self._log({"event": "end", "step": state.global_step, "stopped_by": stopped_by,
+                       "best": state.best_metric, "best_step": state.best_step,
+                       "samples_per_s": round(sps, 2), "train_seconds": round(train_seconds, 3)})
+            self._draw_curve()
+            if self.export_fn is not None:
+                self.export_fn(self.raw, self.out)
+        acc.wait_for_everyone()
+        return FitResult(stopped_by=stopped_by, steps=state.global_step, epochs=self._epochs_done(),
+                         best_metric=state.best_metric, best_step=state.best_step,
+                         metrics=dict(state.last_metrics), samples_per_s=sps, train_seconds=train_seconds,
+                         out_dir=self.out)
