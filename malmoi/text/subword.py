@@ -177,7 +177,11 @@ except ImportError:  # pragma: no cover - transformers is a dependency
 class MorphemeTokenizerFast(_Fast):
     """A fast tokenizer trained with ``morphemes=True``: it cuts texts at Kiwi morpheme
     boundaries before encoding. Saved, it loads as a plain fast tokenizer (without the cut)
-    through ``AutoTokenizer`` and as itself through ``load_tokenizer``."""
+    through ``AutoTokenizer`` and as itself through ``load_tokenizer``.
+
+    Every encoding path of transformers 5 (``__call__``, ``encode``, ``tokenize``) goes through
+    ``_encode_plus``, which is where the cut happens; pre-split input
+    (``is_split_into_words=True``) is taken as it is."""
 
     def _encode_plus(self, text, text_pair=None, *args, is_split_into_words=False, **kwargs):
         if not is_split_into_words:

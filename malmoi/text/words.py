@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import re
 import unicodedata
-from functools import lru_cache
 from typing import TYPE_CHECKING, Iterable, NamedTuple, Sequence, overload
 
 if TYPE_CHECKING:
@@ -65,15 +64,21 @@ def split_chars(text: str, keep_spaces: bool = False) -> list[str]:
     return out
 
 
-@lru_cache(maxsize=1)
+_KIWI: dict[int, "Kiwi"] = {}
+
+
 def kiwi() -> "Kiwi":
-    """The shared Kiwi analyser (loading its model takes about a second, so it is built once).
+    """The shared Kiwi analyser (loading its model takes about a second, so it is built once
+    per process: a forked DataLoader worker does not inherit the parent's worker threads).
 
     At least two worker threads: since kiwipiepy 0.21 ``num_workers=0`` means single-threaded,
     and then the batch API refuses a list of texts."""
-    from kiwipiepy import Kiwi
+    pid = os.getpid()
+    if pid not in _KIWI:
+        from kiwipiepy import Kiwi
 
-    return Kiwi(num_workers=max(2, min(os.cpu_count() or 2, 8)))
+        _KIWI[pid] = Kiwi(num_workers=max(2, min(os.cpu_count() or 2, 8)))
+    return _KIWI[pid]
 
 
 def _iter_analyses(texts: Sequence[str], show_progress: bool, what: str) -> Iterable[list]:

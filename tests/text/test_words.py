@@ -66,3 +66,24 @@ def test_mark_morpheme_boundaries(text, expected):
     marked = mark_morpheme_boundaries([text], keep=["[MASK]"])[0]
     assert marked.replace(MORPHEME_MARK, "|") == expected
     assert marked.replace(MORPHEME_MARK, "") == text
+
+
+def _split_in_child(queue):
+    queue.put(split_morphemes(["영화가 재밌다", "정말"]))
+
+
+def test_forked_worker_gets_its_own_kiwi():
+    """A forked DataLoader worker inherits Kiwi without its threads; reusing it would hang."""
+    import multiprocessing as mp
+
+    split_morphemes(["나는 너를"])  # the parent's Kiwi exists and has run its threads
+    ctx = mp.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_split_in_child, args=(queue,))
+    child.start()
+    try:
+        assert queue.get(timeout=60) == [["영화", "가", "재밌", "다"], ["정말"]]
+    finally:
+        child.join(5)
+        if child.is_alive():
+            child.kill()
