@@ -473,8 +473,8 @@ class _Loop:
                 raise MalmoiError("E306", f"cannot resume {self.out} with {key}={now}: it was trained with "
                                           f"{key}={saved.get(key)}")
         load_weights(last, self.raw)
-        self.optimizer.load_state_dict(torch.load(last / "optimizer.pt", weights_only=True,
-                                                  map_location=acc.device))
+        # load_state_dict moves the state onto the parameters' device
+        self.optimizer.load_state_dict(torch.load(last / "optimizer.pt", weights_only=True, map_location="cpu"))
         self.scheduler.load_state_dict(torch.load(last / "scheduler.pt", weights_only=True))
         if not (self.args.time_budget and self.args.decay_to_budget):
             self.schedule.total = self.planned_steps  # more epochs on resume stretch the decay
@@ -547,8 +547,6 @@ class _Loop:
                        **metrics, "best": state.best_metric, "elapsed": round(time.perf_counter() - self.t0, 3)})
             self.reporter.message(f"step {state.global_step} eval " + " ".join(
                 f"{k} {v:.4f}" for k, v in metrics.items()) + (" (best)" if improved else ""))
-            if acc.is_main_process and self.on_eval is not None:
-                self.on_eval(state.global_step, metrics)
         state.last_eval_step = state.global_step
         rng = _rng_state()
         if acc.num_processes > 1:
@@ -564,6 +562,8 @@ class _Loop:
             save_checkpoint(self.ckpt / "last", self.raw, ckpt_state, self.optimizer, self.scheduler)
             if time.perf_counter() - self.last_curve >= CURVE_EVERY_S:
                 self._draw_curve()
+            if self.on_eval is not None and self.valid_dataset is not None:
+                self.on_eval(state.global_step, state.last_metrics)  # after the save: a failing hook loses nothing
         acc.wait_for_everyone()
         self.eval_seconds = time.perf_counter() - started
         self.eval_total += self.eval_seconds
