@@ -1,0 +1,414 @@
+"""One place per task: how its data is read, which Dataset and model it builds, how it is scored
+and how a finished run is loaded for use.
+
+A task is a small class with ``name``, ``Options`` (a keyword-only dataclass extending
+``LoopOptions``), ``train(options) -> TrainResult`` and ``load(run)``; ``register`` adds it to
+``TASKS``. ``train(task=..., **options)`` and ``load(run)`` are what ``malmoi.train`` /
+``malmoi.load`` and the CLI call, so the command line and Python behave the same.
+
+classify
+    file → ``read_labelled`` → label ids (sorted label strings) → tokenizer (trained WordPiece,
+    or the one given) → ``ClassificationDataset`` → ``fit`` with an ``EncoderClassifier`` →
+    run directory (HF model folder + ``head.safetensors`` + tokenizer + ``malmoi.json``).
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Sequence
+
+from .errors import MalmoiError
+from .training import TrainArgs, parse_duration
+
+Say = Callable[[str], None]
+
+
+def stderr_say(message: str) -> None:
+    """Default log line sink: stderr, so that ``--json`` output on stdout stays clean."""
+    print(message, file=sys.stderr, flush=True)
+
+
+@dataclass(kw_only=True)
+class LoopOptions(TrainArgs):
+    """The loop's ``TrainArgs`` as task options: ``lr`` may be left to the task, ``time_budget``
+    may be a duration (``"10m"``), and ``resume`` continues a run."""
+
+    lr: float | None = None
+    """Peak learning rate; None takes the task's ``default_lr()``."""
+    time_budget: float | str = 0.0
+    """Stop training after this long (``"10m"``, ``"90s"``, seconds); 0 means no limit."""
+    resume: bool = False
+    """Continue the run in ``out`` from its last checkpoint."""
+
+    def default_lr(self) -> float:
+        return TrainArgs.lr
+
+    def __post_init__(self) -> None:
+        self.time_budget = parse_duration(self.time_budget or 0)
+        if self.lr is None:
+            self.lr = self.default_lr()
+        super().__post_init__()
+
+    def train_args(self) -> TrainArgs:
+        """The plain loop arguments (what checkpoints and metrics.jsonl record)."""
+        return TrainArgs(**{f.name: getattr(self, f.name) for f in fields(TrainArgs)})
+
+
+@dataclass
+class TrainResult:
+    """What a finished (or time-limited) training run reports."""
+
+    run: Path
+    """The run directory."""
+    metrics: dict[str, float]
+    """Validation metrics of the exported (best) model."""
+    train_examples: int
+    """Examples trained on (after skipping empty ones and splitting off validation)."""
+    valid_examples: int
+    """Examples scored for validation."""
+    skipped_empty: int
+    """Rows dropped because their text was empty (training and validation files)."""
+    seconds: float
+    """Wall time of the whole call."""
+    stopped_by: str = "epochs"
+    """Why training ended: "epochs", "max_steps", "time" or "early_stopping"."""
+    steps: int = 0
+    """Optimizer steps taken (including those before a resume)."""
+    samples_per_s: float = 0.0
+    """Training throughput of this call, evaluation excluded."""
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "run": str(self.run)}
+
+
+# ---------------------------------------------------------------------------------------- classify
+
+
+@dataclass(kw_only=True)
+class ClassifyOptions(LoopOptions):
+    """``malmoi train classify``: a text classifier from a labelled table."""
+
+    data: str | os.PathLike
+    """Training file (CSV, TSV, JSONL)."""
+    text: str
+    """Column holding the text."""
+    label: str
+    """Column holding the label."""
+    out: str | os.PathLike
+    """Run directory to create."""
+    valid: str | os.PathLike | None = None
+    """Validation file; without it ``valid_split`` of the training data is held out."""
+    valid_split: float = 0.1
+    """Fraction of the training data held out (per class) when there is no ``valid`` file."""
+    preset: str | None = None
+    """Model preset trained from scratch (``bert-mini`` when neither this nor ``pretrained`` is given)."""
+    pretrained: str | os.PathLike | None = None
+    """A local Hugging Face encoder folder to fine-tune (its tokenizer comes along)."""
+    tokenizer: str | os.PathLike | None = None
+    """A tokenizer folder; without it (and without ``pretrained``) WordPiece is trained on the texts."""
+    vocab_size: int = 8000
+    """Size of the WordPiece vocabulary trained when no tokenizer is given."""
+    max_length: int = 128
+    """Tokens per text, longer texts are truncated."""
+    dropout: float | None = None
+    """Dropout before the head; None follows the encoder's config."""
+    model_overrides: dict[str, Any] = field(default_factory=dict)
+    """Preset config fields to replace (e.g. a tiny ``hidden_size`` in tests)."""
+
+    DEFAULT_PRESET: ClassVar[str] = "bert-mini"
+    MAX_LENGTH_LIMIT: ClassVar[int] = 8192
+    LR_SCRATCH: ClassVar[float] = 5e-4
+    """Small encoders trained from random weights want a large step."""
+    LR_PRETRAINED: ClassVar[float] = 5e-5
+    """Fine-tuning a pretrained encoder wants the usual small one."""
+
+    def default_lr(self) -> float:
+        return self.LR_PRETRAINED if self.pretrained else self.LR_SCRATCH
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.preset and self.pretrained:
+            raise MalmoiError("E228", "give either --preset or --pretrained, not both")
+        if not self.pretrained:
+            self.preset = self.preset or self.DEFAULT_PRESET
+            from .models.presets import get_preset
+
+            get_preset(self.preset)
+        if not 0 < self.max_length <= self.MAX_LENGTH_LIMIT:
+            raise MalmoiError("E222", f"--max-length must be between 1 and {self.MAX_LENGTH_LIMIT}, got {self.max_length}")
+        if self.valid is None and not 0 < self.valid_split < 1:
+            raise MalmoiError("E226", f"--valid-split must be a fraction between 0 and 1, got {self.valid_split}")
+        from .text.subword import MIN_VOCAB
+
+        if self.vocab_size < MIN_VOCAB:
+            raise MalmoiError("E211", f"--vocab-size must be at least {MIN_VOCAB}, got {self.vocab_size}")
+        if self.pretrained is not None and not (Path(self.pretrained) / "config.json").is_file():
+            raise MalmoiError("E401", f"--pretrained {self.pretrained} is not a Hugging Face model folder (no config.json)")
+
+
+@dataclass
+class ClassifyData:
+    """Texts with label ids, split into training and validation."""
+
+    labels: list[str]
+    """Label names; a label's id is its index (sorted strings)."""
+    train_texts: list[str]
+    train_ids: list[int]
+    valid_texts: list[str]
+    valid_ids: list[int]
+    skipped_empty: int
+    """Empty texts dropped from both files."""
+
+
+def stratified_split(ids: Sequence[int], fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """(train, valid) positions: ``fraction`` of each class held out, at least one example of each
+    class kept for training, so a rare class never vanishes from either side when it can be avoided."""
+    rng = random.Random(seed)
+    by_class: dict[int, list[int]] = {}
+    for pos, y in enumerate(ids):
+        by_class.setdefault(y, []).append(pos)
+    train, valid = [], []
+    for y in sorted(by_class):
+        positions = by_class[y]
+        rng.shuffle(positions)
+        n_valid = min(max(round(len(positions) * fraction), 1), len(positions) - 1)
+        valid += positions[:n_valid]
+        train += positions[n_valid:]
+    return sorted(train), sorted(valid)
+
+
+def read_classify_data(opts: ClassifyOptions, say: Say) -> ClassifyData:
+    from .data.readers import read_labelled
+
+    train = read_labelled(opts.data, opts.text, opts.label)
+    labels = sorted(set(train.labels))
+    if len(labels) < 2:
+        raise MalmoiError("E110", f"{opts.data}: column {opts.label!r} has a single class ({labels[0]!r}); "
+                                  "a classifier needs at least two")
+    index = {lab: i for i, lab in enumerate(labels)}
+    ids = [index[y] for y in train.labels]
+    skipped = train.skipped_empty
+    if skipped:
+        say(f"skipped {skipped} empty {opts.text!r} rows in {opts.data}")
+    if opts.valid is not None:
+        valid = read_labelled(opts.valid, opts.text, opts.label, allowed=labels)
+        if valid.skipped_empty:
+            say(f"skipped {valid.skipped_empty} empty {opts.text!r} rows in {opts.valid}")
+        return ClassifyData(labels, train.texts, ids, valid.texts, [index[y] for y in valid.labels],
+                            skipped + valid.skipped_empty)
+    if len(ids) < 2 * len(labels):
+        raise MalmoiError("E111", f"{opts.data}: {len(ids)} rows are too few to hold out a validation split; "
+                                  "add rows or pass --valid FILE")
+    tr, va = stratified_split(ids, opts.valid_split, opts.seed)
+    return ClassifyData(labels, [train.texts[i] for i in tr], [ids[i] for i in tr],
+                        [train.texts[i] for i in va], [ids[i] for i in va], skipped)
+
+
+def best_eval_metrics(out: Path, best_step: int | None) -> dict[str, float]:
+    """The metrics of the evaluation that chose the exported model, from metrics.jsonl."""
+    path = Path(out) / "metrics.jsonl"
+    if best_step is None or not path.is_file():
+        return {}
+    found: dict[str, float] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if record.get("event") == "eval" and record.get("step") == best_step:
+            found = {k: v for k, v in record.items() if k not in ("event", "step", "epoch", "best", "elapsed")}
+    return found
+
+
+def _unwrap(model):
+    """The plain module under DDP / compile wrappers."""
+    while hasattr(model, "module") or hasattr(model, "_orig_mod"):
+        model = getattr(model, "module", None) or getattr(model, "_orig_mod")
+    return model
+
+
+def classify_evaluate(model, loader) -> dict[str, float]:
+    """Validation loss, accuracy and macro-F1 over a loader of labelled batches."""
+    import numpy as np
+    import torch
+
+    from .metrics import classification_report
+
+    was_training = model.training
+    model.eval()
+    total_loss, count, gold, pred = 0.0, 0, [], []
+    device = next(model.parameters()).device
+    with torch.inference_mode():
+        for batch in loader:
+            batch = {k: v.to(device) for k, v in batch.items()}
+            out = model(**batch)
+            n = batch["labels"].shape[0]
+            total_loss += float(out.loss) * n
+            count += n
+            gold.append(batch["labels"].cpu().numpy())
+            pred.append(out.logits.argmax(-1).cpu().numpy())
+    model.train(was_training)
+    if not count:
+        return {"loss": float("nan"), "accuracy": 0.0, "macro_f1": 0.0}
+    num_labels = _unwrap(model).num_labels
+    report = classification_report(np.concatenate(gold), np.concatenate(pred), [str(i) for i in range(num_labels)])
+    return {"loss": total_loss / count, "accuracy": report.accuracy, "macro_f1": report.macro_f1}
+
+
+class ClassifyTask:
+    """Text classification with an ``EncoderClassifier``."""
+
+    name = "classify"
+    Options = ClassifyOptions
+
+    def build_tokenizer(self, opts: ClassifyOptions, texts: Sequence[str], say: Say):
+        from .text.subword import load_tokenizer, train_tokenizer
+
+        if opts.tokenizer is not None:
+            return load_tokenizer(opts.tokenizer)
+        if opts.pretrained is not None:
+            return load_tokenizer(opts.pretrained)
+        say(f"training a WordPiece tokenizer ({opts.vocab_size} tokens) on {len(texts)} texts")
+        return train_tokenizer(texts, kind="wordpiece", vocab_size=opts.vocab_size)
+
+    def build_model(self, opts: ClassifyOptions, tokenizer, num_labels: int):
+        from .models.classifier import EncoderClassifier
+        from .models.presets import max_positions
+
+        if opts.pretrained is not None:
+            model = EncoderClassifier.from_pretrained_encoder(opts.pretrained, num_labels, opts.dropout)
+            if model.encoder.config.vocab_size < len(tokenizer):
+                raise MalmoiError("E408", f"the tokenizer has {len(tokenizer)} tokens but {opts.pretrained} "
+                                          f"embeds only {model.encoder.config.vocab_size}")
+        else:
+            model = EncoderClassifier.from_preset(opts.preset, num_labels, vocab_size=len(tokenizer),
+                                                  pad_token_id=tokenizer.pad_token_id or 0,
+                                                  dropout=opts.dropout, **opts.model_overrides)
+        limit = max_positions(model.encoder.config)
+        if opts.max_length > limit:
+            raise MalmoiError("E222", f"--max-length {opts.max_length} exceeds the model's {limit} positions")
+        return model
+
+    def _meta(self, opts: ClassifyOptions, data: ClassifyData) -> dict:
+        from . import __version__
+
+        args = {k: (str(v) if isinstance(v, os.PathLike) else v) for k, v in asdict(opts).items()}
+        return {
+            "task": self.name,
+            "malmoi_version": __version__,
+            "labels": data.labels,
+            "columns": {"text": opts.text, "label": opts.label},
+            "preset": opts.preset,
+            "pretrained": str(opts.pretrained) if opts.pretrained else None,
+            "max_length": opts.max_length,
+            "args": args,
+            "data": {"train": str(opts.data), "valid": str(opts.valid) if opts.valid else None,
+                     "train_examples": len(data.train_texts), "valid_examples": len(data.valid_texts),
+                     "skipped_empty": data.skipped_empty},
+            "status": "training",
+        }
+
+    def _prepare_run(self, opts: ClassifyOptions, data: ClassifyData, say: Say):
+        """Create (or reopen) the run directory and its tokenizer; only the main process writes."""
+        from accelerate import PartialState
+
+        from .runs import prepare_out, read_meta, write_meta
+        from .text.subword import load_tokenizer
+
+        state = PartialState()
+        out = Path(opts.out)
+        with state.main_process_first():
+            if not state.is_main_process:
+                return out, load_tokenizer(out)
+            prepare_out(out, opts.resume)
+            if opts.resume:
+                meta = read_meta(out)
+                if meta.get("labels") != data.labels:
+                    raise MalmoiError("E305", f"{out} was trained on labels {meta.get('labels')}, "
+                                              f"the data now has {data.labels}; use a new --out")
+                return out, load_tokenizer(out)
+            tokenizer = self.build_tokenizer(opts, data.train_texts, say)
+            tokenizer.save_pretrained(out)
+            write_meta(out, self._meta(opts, data))
+            return out, tokenizer
+
+    def train(self, opts: ClassifyOptions, say: Say = stderr_say) -> TrainResult:
+        from accelerate import PartialState
+
+        from .data.batching import PadCollator
+        from .data.datasets import ClassificationDataset
+        from .runs import read_meta, write_meta
+        from .training import fit
+
+        started = time.monotonic()
+        data = read_classify_data(opts, say)
+        out, tokenizer = self._prepare_run(opts, data, say)
+        model = self.build_model(opts, tokenizer, len(data.labels))
+        train_set = ClassificationDataset(data.train_texts, data.train_ids, tokenizer, max_length=opts.max_length)
+        valid_set = ClassificationDataset(data.valid_texts, data.valid_ids, tokenizer, max_length=opts.max_length)
+        say(f"{len(train_set)} training and {len(valid_set)} validation examples, "
+            f"{len(data.labels)} classes: {', '.join(data.labels)}")
+
+        def export(model, folder) -> None:
+            _unwrap(model).save(folder)
+            tokenizer.save_pretrained(folder)
+
+        collate = PadCollator(pad_id=tokenizer.pad_token_id or 0)
+        result = fit(model, train_set, valid_set, collate, opts.train_args(), out,
+                     evaluate=classify_evaluate, export=export, metric="accuracy", maximize=True,
+                     resume=opts.resume, lengths=train_set.lengths)
+        metrics = best_eval_metrics(out, result.best_step) or dict(result.metrics)
+        if PartialState().is_main_process:
+            meta = read_meta(out)
+            meta.update(status="done", result=metrics, stopped_by=result.stopped_by, steps=result.steps,
+                        epochs_done=result.epochs, samples_per_s=round(result.samples_per_s, 2))
+            write_meta(out, meta)
+        return TrainResult(out, metrics, len(train_set), len(valid_set), data.skipped_empty,
+                           time.monotonic() - started, result.stopped_by, result.steps, result.samples_per_s)
+
+    def load(self, run: str | os.PathLike):
+        from .inference import TextClassifier
+
+        return TextClassifier.from_run(run)
+
+
+# ---------------------------------------------------------------------------------------- registry
+
+TASKS: dict[str, Any] = {}
+
+
+def register(task) -> None:
+    """Add a task object (``name``, ``Options``, ``train``, ``load``) to the registry."""
+    TASKS[task.name] = task
+
+
+register(ClassifyTask())
+
+
+def get_task(name: str):
+    try:
+        return TASKS[name]
+    except KeyError:
+        raise MalmoiError("E230", f"unknown task {name!r}; choose one of: {', '.join(TASKS)}") from None
+
+
+def train(task: str = "classify", say: Say = stderr_say, **options) -> TrainResult:
+    """Train ``task`` with keyword ``options`` (the fields of its ``Options``), as the CLI does."""
+    t = get_task(task)
+    try:
+        opts = t.Options(**options)
+    except TypeError as e:  # unknown or missing keyword: one line, like the CLI
+        raise MalmoiError("E231", f"train(task={task!r}): {e}") from None
+    return t.train(opts, say)
+
+
+def load(run: str | os.PathLike):
+    """The trained model of a run directory, ready for use (``.predict`` …), whatever its task."""
+    from .runs import read_meta
+
+    return get_task(read_meta(run).get("task", "")).load(run)
