@@ -59,17 +59,17 @@ class LSTMConfig:
 
     def __post_init__(self) -> None:
         if self.attention not in ATTENTION_KINDS:
-            raise MalmoiError("E401", f"unknown attention {self.attention!r}; choose one of {', '.join(ATTENTION_KINDS)}")
+            raise MalmoiError("E420", f"unknown attention {self.attention!r}; choose one of {', '.join(ATTENTION_KINDS)}")
         for name in ("vocab_size", "emb_dim", "hidden", "layers", "max_len", "max_source_len"):
             if getattr(self, name) <= 0:
-                raise MalmoiError("E401", f"LSTM config: {name} must be positive, got {getattr(self, name)}")
+                raise MalmoiError("E420", f"LSTM config: {name} must be positive, got {getattr(self, name)}")
         if not 0.0 <= self.teacher_forcing <= 1.0:
-            raise MalmoiError("E401", f"LSTM config: teacher_forcing must lie in [0, 1], got {self.teacher_forcing}")
+            raise MalmoiError("E420", f"LSTM config: teacher_forcing must lie in [0, 1], got {self.teacher_forcing}")
         if not 0.0 <= self.dropout < 1.0:
-            raise MalmoiError("E401", f"LSTM config: dropout must lie in [0, 1), got {self.dropout}")
+            raise MalmoiError("E420", f"LSTM config: dropout must lie in [0, 1), got {self.dropout}")
         for name in ("pad_id", "bos_id", "eos_id"):
             if not 0 <= getattr(self, name) < self.vocab_size:
-                raise MalmoiError("E401", f"LSTM config: {name}={getattr(self, name)} is outside the vocabulary")
+                raise MalmoiError("E420", f"LSTM config: {name}={getattr(self, name)} is outside the vocabulary")
 
 
 # ----------------------------------------------------------------------------- encoder
@@ -176,7 +176,8 @@ class Decoder(nn.Module):
         self.kind = cfg.attention
         H = cfg.hidden
         in_dim = cfg.emb_dim + (0 if cfg.attention == "none" else H)
-        self.rnn = nn.LSTM(in_dim, H, cfg.layers, batch_first=True, dropout=cfg.dropout if cfg.layers > 1 else 0.0)
+        # cells rather than nn.LSTM: the decoder runs one step per call, where a cell has less overhead
+        self.cells = nn.ModuleList([nn.LSTMCell(in_dim if i == 0 else H, H) for i in range(cfg.layers)])
         if cfg.attention != "none":
             self.attention = Attention(cfg.attention, H)
             self.combine = nn.Linear(2 * H, H, bias=False)
@@ -188,20 +189,30 @@ class Decoder(nn.Module):
         """y_emb (B, E) → logits (B, V), new state, attention weights (B, S) or None."""
         weights = None
         if self.kind == "none":
-            out, (h, c) = self.rnn(y_emb.unsqueeze(1), (state.h, state.c))  # out: (B, 1, H)
-            hidden, feed = out.squeeze(1), state.feed  # (B, H)
+            out, h, c = self._rnn(y_emb, state)  # out: (B, H)
+            hidden, feed = out, state.feed
         elif self.kind == "bahdanau":
             context, weights = self.attention(state.h[-1], memory, keys, mask)  # (B, H), (B, S)
-            out, (h, c) = self.rnn(torch.cat([y_emb, context], -1).unsqueeze(1), (state.h, state.c))  # (B, 1, H)
-            hidden = torch.tanh(self.combine(torch.cat([out.squeeze(1), context], -1)))  # (B, H)
+            out, h, c = self._rnn(torch.cat([y_emb, context], -1), state)  # (B, H)
+            hidden = torch.tanh(self.combine(torch.cat([out, context], -1)))  # (B, H)
             feed = state.feed
         else:  # luong-dot, luong-general
-            out, (h, c) = self.rnn(torch.cat([y_emb, state.feed], -1).unsqueeze(1), (state.h, state.c))  # (B, 1, H)
-            context, weights = self.attention(out.squeeze(1), memory, keys, mask)  # (B, H), (B, S)
-            hidden = torch.tanh(self.combine(torch.cat([context, out.squeeze(1)], -1)))  # (B, H)
+            out, h, c = self._rnn(torch.cat([y_emb, state.feed], -1), state)  # (B, H)
+            context, weights = self.attention(out, memory, keys, mask)  # (B, H), (B, S)
+            hidden = torch.tanh(self.combine(torch.cat([context, out], -1)))  # (B, H)
             feed = hidden
         logits = self.out(self.drop(hidden))  # (B, V)
         return logits, DecoderState(h, c, feed), weights
+
+    def _rnn(self, x: torch.Tensor, state: DecoderState):
+        """One step through the stacked cells: x (B, in) → top output (B, H), h and c (L, B, H)."""
+        hs, cs = [], []
+        for i, cell in enumerate(self.cells):
+            h_i, c_i = cell(x, (state.h[i], state.c[i]))  # (B, H)
+            hs.append(h_i)
+            cs.append(c_i)
+            x = self.drop(h_i) if i + 1 < len(self.cells) else h_i
+        return x, torch.stack(hs), torch.stack(cs)
 
 
 # ----------------------------------------------------------------------------- the model
@@ -243,7 +254,7 @@ class LSTMSeq2Seq(nn.Module):
             lengths = attention_mask.sum(-1) if attention_mask is not None else (input_ids != self.config.pad_id).sum(-1)
         lengths = lengths.long()
         if lengths.numel() and int(lengths.min()) == 0:
-            raise MalmoiError("E402", "empty source: every input needs at least one token")
+            raise MalmoiError("E421", "empty source: every input needs at least one token")
         return lengths
 
     def encode(self, input_ids: torch.Tensor, lengths: torch.Tensor):
@@ -268,7 +279,7 @@ class LSTMSeq2Seq(nn.Module):
         pad_id or -100; ``decoder_input_ids`` defaults to labels shifted right behind <bos>."""
         cfg = self.config
         if labels is None and decoder_input_ids is None:
-            raise MalmoiError("E403", "LSTMSeq2Seq.forward needs labels or decoder_input_ids; use generate() to decode")
+            raise MalmoiError("E422", "LSTMSeq2Seq.forward needs labels or decoder_input_ids; use generate() to decode")
         lengths = self._lengths(input_ids, lengths, attention_mask)
         if labels is not None:
             labels = labels.masked_fill(labels == cfg.pad_id, IGNORE_INDEX)  # (B, T)
@@ -304,7 +315,7 @@ class LSTMSeq2Seq(nn.Module):
         lengths = self._lengths(input_ids, lengths, attention_mask)
         longest = int(lengths.max()) if lengths.numel() else 0
         if longest > self.config.max_source_len:
-            raise MalmoiError("E404", f"input has {longest} tokens; this model accepts at most "
+            raise MalmoiError("E423", f"input has {longest} tokens; this model accepts at most "
                                       f"{self.config.max_source_len} (max_source_len)")
         return lengths
 
@@ -358,7 +369,7 @@ class LSTMSeq2Seq(nn.Module):
         """
         cfg = self.config
         if beams < 1:
-            raise MalmoiError("E405", f"beams must be at least 1, got {beams}")
+            raise MalmoiError("E424", f"beams must be at least 1, got {beams}")
         lengths = self._prepare(input_ids, lengths, attention_mask)
         was_training = self.training
         self.eval()
@@ -459,10 +470,10 @@ class LSTMSeq2Seq(nn.Module):
         folder = Path(folder)
         cfg_path, weights = folder / CONFIG_FILE, folder / WEIGHTS_FILE
         if not cfg_path.is_file() or not weights.is_file():
-            raise MalmoiError("E406", f"{folder} holds no LSTM model ({CONFIG_FILE} and {WEIGHTS_FILE} expected)")
+            raise MalmoiError("E425", f"{folder} holds no LSTM model ({CONFIG_FILE} and {WEIGHTS_FILE} expected)")
         raw = json.loads(cfg_path.read_text(encoding="utf-8"))
         if raw.get("architecture") != ARCHITECTURE:
-            raise MalmoiError("E406", f"{cfg_path} describes {raw.get('architecture')!r}, not {ARCHITECTURE!r}")
+            raise MalmoiError("E425", f"{cfg_path} describes {raw.get('architecture')!r}, not {ARCHITECTURE!r}")
         known = {f.name for f in fields(LSTMConfig)}
         model = cls(LSTMConfig(**{k: v for k, v in raw.items() if k in known}))
         load_model(model, str(weights), device=str(device))

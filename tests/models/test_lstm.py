@@ -185,9 +185,9 @@ def test_teacher_forcing_ratio_feeds_own_predictions_only_in_training():
 
 
 @pytest.mark.parametrize("src,lengths,code", [
-    (torch.tensor([[PAD, PAD]]), None, "E402"),                     # empty input
-    (torch.tensor([[5, 6], [PAD, PAD]]), torch.tensor([2, 0]), "E402"),
-    (torch.full((1, 9), 5), None, "E404"),                          # longer than max_source_len
+    (torch.tensor([[PAD, PAD]]), None, "E421"),                     # empty input
+    (torch.tensor([[5, 6], [PAD, PAD]]), torch.tensor([2, 0]), "E421"),
+    (torch.full((1, 9), 5), None, "E423"),                          # longer than max_source_len
 ])
 def test_bad_sources_get_clear_errors(src, lengths, code):
     model = tiny("bahdanau", max_source_len=8)
@@ -202,10 +202,10 @@ def test_bad_sources_get_clear_errors(src, lengths, code):
 def test_bad_config_is_refused(changes):
     with pytest.raises(MalmoiError) as e:
         tiny(**{"attention": "bahdanau", **changes})
-    assert e.value.code == "E401"
+    assert e.value.code == "E420"
 
 
 def test_load_refuses_a_folder_without_a_model(tmp_path):
     with pytest.raises(MalmoiError) as e:
         LSTMSeq2Seq.load(tmp_path)
-    assert e.value.code == "E406"
+    assert e.value.code == "E425"
