@@ -313,29 +313,70 @@ class ClassifyTask:
             "status": "training",
         }
 
+    def _resumed_options(self, opts: ClassifyOptions, out: Path, data: ClassifyData) -> ClassifyOptions:
+        """On resume the model is rebuilt as the run recorded it, whatever the new command says."""
+        from dataclasses import replace
+
+        from .runs import read_meta
+
+        meta = read_meta(out)
+        if meta.get("labels") != data.labels:
+            raise MalmoiError("E305", f"{out} was trained on labels {meta.get('labels')}, "
+                                      f"the data now has {data.labels}; use a new --out")
+        saved = meta.get("args", {})
+        keep = {k: saved[k] for k in ("preset", "pretrained", "model_overrides", "dropout") if k in saved}
+        return replace(opts, **keep)
+
+    def _restart_unfinished(self, out: Path, say: Say) -> bool:
+        """A run killed before its first checkpoint holds only a tokenizer and malmoi.json: nothing to
+        resume, so it is started again instead of blocking both a rerun and --resume."""
+        import shutil
+
+        from .runs import read_meta
+
+        if not (out / "malmoi.json").is_file() or (out / "checkpoints" / "last").exists():
+            return False
+        try:
+            meta = read_meta(out)
+        except MalmoiError:
+            return False
+        if meta.get("task") != self.name or meta.get("status") != "training":
+            return False
+        say(f"{out} never reached a checkpoint; starting it again")
+        shutil.rmtree(out)
+        return True
+
     def _prepare_run(self, opts: ClassifyOptions, data: ClassifyData, say: Say):
-        """Create (or reopen) the run directory and its tokenizer; only the main process writes."""
+        """(out, tokenizer, model): create or reopen the run directory; only the main process writes,
+        and only once the tokenizer and the model are known to build."""
         from accelerate import PartialState
 
-        from .runs import prepare_out, read_meta, write_meta
+        from .runs import prepare_out, write_meta
         from .text.subword import load_tokenizer
 
         state = PartialState()
         out = Path(opts.out)
         with state.main_process_first():
-            if not state.is_main_process:
-                return out, load_tokenizer(out)
-            prepare_out(out, opts.resume)
-            if opts.resume:
-                meta = read_meta(out)
-                if meta.get("labels") != data.labels:
-                    raise MalmoiError("E305", f"{out} was trained on labels {meta.get('labels')}, "
-                                              f"the data now has {data.labels}; use a new --out")
-                return out, load_tokenizer(out)
-            tokenizer = self.build_tokenizer(opts, data.train_texts, say)
+            restarted = state.is_main_process and self._restart_unfinished(out, say)
+            resume = opts.resume and (out / "checkpoints" / "last").exists()
+            if resume or not state.is_main_process:
+                if state.is_main_process:
+                    prepare_out(out, True)
+                opts = self._resumed_options(opts, out, data) if resume else opts
+                tokenizer = load_tokenizer(out)
+                return out, tokenizer, self.build_model(opts, tokenizer, len(data.labels)), resume
+            fresh = not out.exists()
+            prepare_out(out, opts.resume and not restarted)  # refuses an existing run, or --resume of a missing one
+            try:
+                tokenizer = self.build_tokenizer(opts, data.train_texts, say)
+                model = self.build_model(opts, tokenizer, len(data.labels))
+            except BaseException:
+                if fresh and out.is_dir() and not any(out.iterdir()):
+                    out.rmdir()
+                raise
             tokenizer.save_pretrained(out)
             write_meta(out, self._meta(opts, data))
-            return out, tokenizer
+            return out, tokenizer, model, False
 
     def train(self, opts: ClassifyOptions, say: Say = stderr_say) -> TrainResult:
         from accelerate import PartialState
@@ -347,8 +388,7 @@ class ClassifyTask:
 
         started = time.monotonic()
         data = read_classify_data(opts, say)
-        out, tokenizer = self._prepare_run(opts, data, say)
-        model = self.build_model(opts, tokenizer, len(data.labels))
+        out, tokenizer, model, resume = self._prepare_run(opts, data, say)
         train_set = ClassificationDataset(data.train_texts, data.train_ids, tokenizer, max_length=opts.max_length)
         valid_set = ClassificationDataset(data.valid_texts, data.valid_ids, tokenizer, max_length=opts.max_length)
         say(f"{len(train_set)} training and {len(valid_set)} validation examples, "
@@ -361,7 +401,7 @@ class ClassifyTask:
         collate = PadCollator(pad_id=tokenizer.pad_token_id or 0)
         result = fit(model, train_set, valid_set, collate, opts.train_args(), out,
                      evaluate=classify_evaluate, export=export, metric="accuracy", maximize=True,
-                     resume=opts.resume, lengths=train_set.lengths)
+                     resume=resume, lengths=train_set.lengths)
         metrics = best_eval_metrics(out, result.best_step) or dict(result.metrics)
         if PartialState().is_main_process:
             meta = read_meta(out)

@@ -12,6 +12,7 @@ import malmoi
 from malmoi.errors import MalmoiError
 from malmoi.metrics import classification_report, confusion_matrix
 from malmoi.tasks import ClassifyOptions, read_classify_data, stratified_split
+from malmoi.tasks import train as train_task
 
 TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
 POSITIVE = ["최고", "재밌다", "감동", "추천", "훌륭하다", "좋다", "명작", "꿀잼"]
@@ -247,3 +248,23 @@ def test_unknown_task_and_option():
     with pytest.raises(MalmoiError) as e:
         malmoi.train(task="classify", data="x", text="t", label="l", out="o", colour="blue")
     assert e.value.code == "E231"
+
+
+def test_max_length_beyond_the_models_positions_leaves_no_run(tmp_path):
+    with pytest.raises(MalmoiError) as e:
+        malmoi.train(task="classify", **options(tmp_path, max_length=1000, vocab_size=100))
+    assert e.value.code == "E222" and "512 positions" in e.value.message
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_run_killed_before_its_first_checkpoint_starts_again(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "malmoi.json").write_text(json.dumps({"task": "classify", "status": "training"}))
+    (run / "tokenizer.json").write_text("half")
+    messages = []
+    result = train_task("classify", say=messages.append,
+                                **options(tmp_path, vocab_size=100, epochs=1, max_length=12, resume=True))
+    assert any("starting it again" in m for m in messages)
+    assert json.loads((run / "malmoi.json").read_text())["status"] == "done"
+    assert result.steps > 0
