@@ -41,6 +41,8 @@ import os
 from pathlib import Path
 from typing import Sequence
 
+from transformers import PreTrainedTokenizerFast
+
 from ..errors import MalmoiError
 from .words import MORPHEME_MARK, mark_morpheme_boundaries
 
@@ -129,8 +131,6 @@ def train_tokenizer(
     >>> tok.decode(tok("나는 너를 좋아해")["input_ids"], skip_special_tokens=True)
     '나는 너를 좋아해'
     """
-    from transformers import PreTrainedTokenizerFast
-
     texts = list(texts)
     _check_args(texts, kind, vocab_size)
     if morphemes:
@@ -160,21 +160,20 @@ def train_tokenizer(
 
 
 def _morpheme_cut(text, keep: Sequence[str]):
-    """Mark morpheme boundaries in a text or a batch of texts (never inside ``keep``); leave the rest."""
+    """Mark morpheme boundaries in a text, a batch of texts or of pairs (never inside ``keep``);
+    leave anything else (pre-split words) as it is."""
     if isinstance(text, str):
         return mark_morpheme_boundaries([text], keep=keep)[0]
     if isinstance(text, (list, tuple)) and text and all(isinstance(t, str) for t in text):
         return mark_morpheme_boundaries(list(text), keep=keep)
+    if isinstance(text, (list, tuple)) and text and all(
+            isinstance(p, (list, tuple)) and len(p) == 2 and all(isinstance(t, str) for t in p) for p in text):
+        flat = mark_morpheme_boundaries([t for p in text for t in p], keep=keep)  # a batch of pairs
+        return list(zip(flat[0::2], flat[1::2]))
     return text
 
 
-try:
-    from transformers import PreTrainedTokenizerFast as _Fast
-except ImportError:  # pragma: no cover - transformers is a dependency
-    _Fast = object
-
-
-class MorphemeTokenizerFast(_Fast):
+class MorphemeTokenizerFast(PreTrainedTokenizerFast):
     """A fast tokenizer trained with ``morphemes=True``: it cuts texts at Kiwi morpheme
     boundaries before encoding. Saved, it loads as a plain fast tokenizer (without the cut)
     through ``AutoTokenizer`` and as itself through ``load_tokenizer``.

@@ -142,3 +142,12 @@ def test_out_is_replaced_whole(tmp_path):
     train_tokenizer(CORPUS, kind="bpe", vocab_size=100, out=out, min_frequency=1)
     assert not (out / "stale.txt").exists()
     assert (out / "tokenizer.json").is_file()
+
+
+def test_batch_forms_agree(saved):
+    _, _, tok, _ = saved
+    a, b = "나는 너를 좋아해", "오늘 날씨가 좋다"
+    one = tok(a, b)["input_ids"]
+    assert tok([a], [b])["input_ids"] == [one]
+    assert tok([(a, b)])["input_ids"] == [one]
+    assert tok.encode(a, b) == one
