@@ -452,3 +452,4 @@ def load(run: str | os.PathLike):
     from .runs import read_meta
 
     return get_task(read_meta(run).get("task", "")).load(run)
+from . import seq2seq  # noqa: E402,F401  (registers the seq2seq task)

@@ -481,3 +481,22 @@ class LSTMSeq2Seq(nn.Module):
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+
+# ----------------------------------------------------------------------------- presets
+
+PRESETS: dict[str, dict] = {
+    # name: LSTMConfig fields (vocabulary size, special ids and lengths come from the data)
+    "lstm": dict(emb_dim=128, hidden=256, layers=1, bidirectional=True, dropout=0.2, attention="none"),
+    "lstm-bahdanau": dict(emb_dim=128, hidden=256, layers=1, bidirectional=True, dropout=0.2, attention="bahdanau"),
+    "lstm-luong": dict(emb_dim=128, hidden=256, layers=1, bidirectional=True, dropout=0.2, attention="luong-general"),
+}
+"""Named LSTM seq2seq sizes: a 1-layer biLSTM encoder and LSTM decoder, 128-wide embeddings,
+256 hidden units, without attention, with Bahdanau (additive) or with Luong (general) attention."""
+
+
+def config_from_preset(name: str, **fields_: object) -> LSTMConfig:
+    """The config of a preset; ``fields_`` supply the vocabulary size and ids, and may replace preset sizes."""
+    if name not in PRESETS:
+        raise MalmoiError("E220", f"unknown preset {name!r}; LSTM presets: {', '.join(PRESETS)}")
+    return LSTMConfig(**{**PRESETS[name], **fields_})
