@@ -20,8 +20,10 @@ _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 
 
 def _gelu_new(x: torch.Tensor) -> torch.Tensor:
-    # Written as transformers' NewGELUActivation so that results match it bit for bit.
-    return 0.5 * x * (1.0 + torch.tanh(_SQRT_2_OVER_PI * (x + 0.044715 * torch.pow(x, 3.0))))
+    # transformers' NewGELUActivation, 0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 * x^3))),
+    # with the same float operations in the same order (so the same bits), done in place.
+    t = torch.pow(x, 3.0).mul_(0.044715).add_(x).mul_(_SQRT_2_OVER_PI).tanh_().add_(1.0)
+    return x.mul(0.5).mul_(t)
 
 
 _ACTIVATIONS = {
@@ -137,7 +139,7 @@ class GPT2Decoder:
     def prefill(self, input_ids: torch.Tensor, positions: torch.Tensor, cache: KVCache) -> torch.Tensor:
         """Run the prompt (B, T0) at ``positions`` (B, T0), filling cache[:T0]; last-position logits (B, V)."""
         B, T = input_ids.shape
-        x = self.wte[input_ids] + self.wpe[positions]  # (B, T, D)
+        x = F.embedding(input_ids, self.wte) + F.embedding(positions, self.wpe)  # (B, T, D)
         mask = None
         if cache.key_mask is not None:
             causal = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
@@ -151,8 +153,8 @@ class GPT2Decoder:
 
     def step(self, token: torch.Tensor, position: torch.Tensor, cache: KVCache, t: int) -> torch.Tensor:
         """One new token per row (B,) at ``position`` (B,), written to cache slot ``t``; logits (B, V)."""
-        x = (self.wte[token] + self.wpe[position]).unsqueeze(1)  # (B, 1, D)
-        mask = None if cache.key_mask is None else cache.key_mask[:, :, :, : t + 1]
+        x = (F.embedding(token, self.wte) + F.embedding(position, self.wpe)).unsqueeze(1)  # (B, 1, D)
+        mask = None if cache.key_mask is None else cache.key_mask.narrow(3, 0, t + 1)
         for layer, k_cache, v_cache in zip(self.layers, cache.keys, cache.values):
             x = self._block(x, layer, k_cache, v_cache, t, t + 1, mask)
         x = F.layer_norm(x[:, -1], (self.d_model,), self.lnf_w, self.lnf_b, self.eps)
@@ -164,16 +166,11 @@ class GPT2Decoder:
         h = F.layer_norm(x, (D,), w.ln1_w, w.ln1_b, self.eps)
         qkv = torch.addmm(w.qkv_b, h.view(-1, D), w.qkv_w).view(B, T, 3, self.n_head, self.head_dim)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, H, T, hd)
-        k_cache[:, :, start:end] = k
-        v_cache[:, :, start:end] = v
-        if mask is None and T > 1:
-            y = F.scaled_dot_product_attention(
-                q, k_cache[:, :, :end], v_cache[:, :, :end], is_causal=True, scale=w.scale
-            )
-        else:
-            y = F.scaled_dot_product_attention(
-                q, k_cache[:, :, :end], v_cache[:, :, :end], attn_mask=mask, scale=w.scale
-            )
+        k_cache.narrow(2, start, T).copy_(k)
+        v_cache.narrow(2, start, T).copy_(v)
+        keys, values = k_cache.narrow(2, 0, end), v_cache.narrow(2, 0, end)  # (B, H, end, hd)
+        causal = mask is None and T > 1
+        y = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask, is_causal=causal, scale=w.scale)
         y = y.transpose(1, 2).reshape(-1, D)  # (B*T, D)
         x = x + torch.addmm(w.out_b, y, w.out_w).view(B, T, D)
         h = F.layer_norm(x, (D,), w.ln2_w, w.ln2_b, self.eps)
