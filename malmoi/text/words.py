@@ -81,13 +81,16 @@ def kiwi() -> "Kiwi":
     return _KIWI[pid]
 
 
-def _iter_analyses(texts: Sequence[str], show_progress: bool, what: str) -> Iterable[list]:
-    results = kiwi().tokenize(texts)  # batch API: lazily yields one token list per text, in order
-    if not show_progress:
-        return results
-    from rich.progress import track
+def _analyses(texts: str | Sequence[str], show_progress: bool, what: str) -> tuple[bool, Iterable[list]]:
+    """(whether one string was given, Kiwi's token lists in input order) for NFC-normalised texts."""
+    single = isinstance(texts, str)
+    batch = [unicodedata.normalize("NFC", t) for t in ([texts] if single else texts)]
+    results = kiwi().tokenize(batch)  # batch API: lazily yields one token list per text, in order
+    if show_progress:
+        from rich.progress import track
 
-    return track(results, total=len(texts), description=what, transient=True)
+        results = track(results, total=len(batch), description=what, transient=True)
+    return single, results
 
 
 @overload
@@ -96,11 +99,8 @@ def morphemes(texts: str, show_progress: bool = False) -> list[Morpheme]: ...
 def morphemes(texts: Sequence[str], show_progress: bool = False) -> list[list[Morpheme]]: ...
 def morphemes(texts, show_progress=False):
     """Kiwi's analysis as typed ``Morpheme`` tuples: one list for a string, a list of lists for many."""
-    single = isinstance(texts, str)
-    batch = [texts] if single else list(texts)
-    batch = [unicodedata.normalize("NFC", t) for t in batch]
-    out = [[Morpheme(t.form, t.tag, t.start, t.len) for t in tokens]
-           for tokens in _iter_analyses(batch, show_progress, "morphemes")]
+    single, analysed = _analyses(texts, show_progress, "morphemes")
+    out = [[Morpheme(t.form, t.tag, t.start, t.len) for t in tokens] for tokens in analysed]
     return out[0] if single else out
 
 
@@ -110,19 +110,20 @@ def split_morphemes(texts: str, pos: bool = False, show_progress: bool = False) 
 def split_morphemes(texts: Sequence[str], pos: bool = False, show_progress: bool = False) -> list[list[str]]: ...
 def split_morphemes(texts, pos=False, show_progress=False):
     """Morpheme forms (``"form/TAG"`` with ``pos=True``), through Kiwi's batch API for many texts."""
-    analysed = morphemes(texts, show_progress=show_progress)
-    fmt = (lambda m: f"{m.form}/{m.tag}") if pos else (lambda m: m.form)
-    if isinstance(texts, str):
-        return [fmt(m) for m in analysed]
-    return [[fmt(m) for m in ms] for ms in analysed]
+    single, analysed = _analyses(texts, show_progress, "morphemes")
+    # Straight from Kiwi's tokens: each attribute read crosses into C, so read only what is shown.
+    if pos:
+        out = [[f"{t.form}/{t.tag}" for t in tokens] for tokens in analysed]
+    else:
+        out = [[t.form for t in tokens] for tokens in analysed]
+    return out[0] if single else out
 
 
-def _inside(text: str, keep: Sequence[str]) -> set[int]:
-    """Offsets strictly inside an occurrence of one of ``keep`` (where no cut may go)."""
-    if not keep:
+def _inside(text: str, keep: re.Pattern | None) -> set[int]:
+    """Offsets strictly inside a match of ``keep`` (where no cut may go)."""
+    if keep is None:
         return set()
-    pattern = re.compile("|".join(re.escape(k) for k in sorted(keep, key=len, reverse=True) if k))
-    return {i for m in pattern.finditer(text) for i in range(m.start() + 1, m.end())}
+    return {i for m in keep.finditer(text) for i in range(m.start() + 1, m.end())}
 
 
 def mark_morpheme_boundaries(texts: Sequence[str], show_progress: bool = False,
@@ -135,12 +136,12 @@ def mark_morpheme_boundaries(texts: Sequence[str], show_progress: bool = False,
     No boundary goes inside an occurrence of a string in ``keep`` (special tokens like ``[MASK]``).
     """
     batch = [unicodedata.normalize("NFC", t).replace(MORPHEME_MARK, "") for t in texts]
+    keep_re = re.compile("|".join(re.escape(k) for k in sorted(keep, key=len, reverse=True))) if keep else None
     out = []
-    for text, tokens in zip(batch, _iter_analyses(batch, show_progress, "morpheme split")):
-        banned = _inside(text, keep)
-        cuts = sorted({t.start for t in tokens
-                       if 0 < t.start < len(text) and t.start not in banned
-                       and not text[t.start].isspace() and not text[t.start - 1].isspace()})
+    for text, tokens in zip(batch, _analyses(batch, show_progress, "morpheme split")[1]):
+        banned = _inside(text, keep_re)
+        cuts = sorted(s for s in {t.start for t in tokens}
+                      if 0 < s < len(text) and s not in banned and not text[s].isspace() and not text[s - 1].isspace())
         if not cuts:
             out.append(text)
             continue
