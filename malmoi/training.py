@@ -468,7 +468,7 @@ class _Loop:
         saved = read_checkpoint_state(last)
         acc = self.acc
         for key, now in (("world_size", acc.num_processes), ("batch_size", self.args.batch_size),
-                         ("grad_accum", self.args.grad_accum)):
+                         ("grad_accum", self.args.grad_accum), ("train_size", len(self.train_dataset))):
             if saved.get(key) != now:
                 raise MalmoiError("E306", f"cannot resume {self.out} with {key}={now}: it was trained with "
                                           f"{key}={saved.get(key)}")
@@ -478,6 +478,7 @@ class _Loop:
         self.scheduler.load_state_dict(torch.load(last / "scheduler.pt", weights_only=True))
         if not (self.args.time_budget and self.args.decay_to_budget):
             self.schedule.total = self.planned_steps  # more epochs on resume stretch the decay
+        self.sampler.seed = saved["seed"]  # the data order continues even if --seed changed
         self.state = LoopState(**saved["loop"])
         self.rng_to_restore = saved["rng"][acc.process_index]
         if acc.is_main_process:
@@ -495,37 +496,51 @@ class _Loop:
             return not math.isnan(value)
         return value > best if self.maximize else value < best
 
+    def _on_main(self, fn: Callable[[], Any]) -> Any:
+        """Run ``fn`` on the main process only and hand its result to every process; if it fails,
+        every process raises (instead of the others waiting for it forever)."""
+        result, error = None, None
+        if self.acc.is_main_process:
+            try:
+                result = fn()
+            except BaseException as e:  # noqa: BLE001 - re-raised below, after telling the others
+                error = e
+        if self.acc.num_processes > 1:
+            from accelerate.utils import broadcast_object_list
+
+            note = None if error is None else f"{type(error).__name__}: {error}"
+            result, note = broadcast_object_list([result if error is None else None, note])
+            if note is not None and error is None:
+                raise RuntimeError(f"the main process failed: {note}")
+        if error is not None:
+            raise error
+        return result
+
     def _evaluate(self) -> dict[str, float]:
         from torch.utils.data import DataLoader
 
         from .data.batching import BucketSampler
 
-        acc, args = self.acc, self.args
-        metrics = None
-        if acc.is_main_process:
-            data = self.valid_dataset
-            sampler = BucketSampler(getattr(data, "lengths", None), args.eval_batch_size or args.batch_size,
-                                    shuffle=False, size=len(data))
-            loader = DataLoader(data, batch_sampler=sampler, collate_fn=self.collate, generator=torch.Generator())
-            was_training = self.raw.training
-            self.raw.eval()
-            try:
-                with _isolated_rng(args.seed), torch.no_grad(), acc.autocast():
-                    metrics = {k: float(v) for k, v in self.evaluate_fn(self.raw, loader).items()}
-            finally:
-                self.raw.train(was_training)
-            if self.metric not in metrics:
-                raise MalmoiError("E201", f"evaluate returned {sorted(metrics)}, without the monitored "
-                                          f"metric {self.metric!r}")
-        if acc.num_processes > 1:
-            from accelerate.utils import broadcast_object_list
-
-            metrics = broadcast_object_list([metrics])[0]
+        acc, args, data = self.acc, self.args, self.valid_dataset
+        sampler = BucketSampler(getattr(data, "lengths", None), args.eval_batch_size or args.batch_size,
+                                shuffle=False, size=len(data))
+        loader = DataLoader(data, batch_sampler=sampler, collate_fn=self.collate, generator=torch.Generator())
+        was_training = self.raw.training
+        self.raw.eval()
+        try:
+            with _isolated_rng(args.seed), torch.no_grad(), acc.autocast():
+                metrics = {k: float(v) for k, v in self.evaluate_fn(self.raw, loader).items()}
+        finally:
+            self.raw.train(was_training)
+        if self.metric not in metrics:
+            raise MalmoiError("E201", f"evaluate returned {sorted(metrics)}, without the monitored "
+                                      f"metric {self.metric!r}")
         return metrics
 
     def _checkpoint_state(self, rng: list) -> dict:
         return {"loop": asdict(self.state), "rng": rng, "world_size": self.acc.num_processes,
                 "batch_size": self.args.batch_size, "grad_accum": self.args.grad_accum,
+                "train_size": len(self.train_dataset),
                 "seed": self.args.seed, "args": asdict(self.args), "metric": self.metric,
                 "maximize": self.maximize}
 
@@ -535,7 +550,7 @@ class _Loop:
         acc, state = self.acc, self.state
         improved = False
         if self.valid_dataset is not None:
-            metrics = self._evaluate()
+            metrics = self._on_main(self._evaluate)
             value = metrics[self.metric]
             improved = self._better(value)
             if improved:
@@ -555,21 +570,22 @@ class _Loop:
             rng = gather_object([rng])
         else:
             rng = [rng]
-        if acc.is_main_process:
-            ckpt_state = self._checkpoint_state(rng)
-            if improved:
-                save_checkpoint(self.ckpt / "best", self.raw, {k: v for k, v in ckpt_state.items() if k != "rng"})
-            save_checkpoint(self.ckpt / "last", self.raw, ckpt_state, self.optimizer, self.scheduler)
-            if time.perf_counter() - self.last_curve >= CURVE_EVERY_S:
-                self._draw_curve()
-            if self.on_eval is not None and self.valid_dataset is not None:
-                self.on_eval(state.global_step, state.last_metrics)  # after the save: a failing hook loses nothing
-        acc.wait_for_everyone()
+        self._on_main(lambda: self._save(rng, improved))
         self.eval_seconds = time.perf_counter() - started
         self.eval_total += self.eval_seconds
         if early_stop and self.args.patience and state.bad_evals >= self.args.patience:
             return "early_stopping"
         return None
+
+    def _save(self, rng: list, improved: bool) -> None:
+        state = self._checkpoint_state(rng)
+        if improved:
+            save_checkpoint(self.ckpt / "best", self.raw, {k: v for k, v in state.items() if k != "rng"})
+        save_checkpoint(self.ckpt / "last", self.raw, state, self.optimizer, self.scheduler)
+        if time.perf_counter() - self.last_curve >= CURVE_EVERY_S:
+            self._draw_curve()
+        if self.on_eval is not None and self.valid_dataset is not None:
+            self.on_eval(self.state.global_step, self.state.last_metrics)  # after the save: a failing hook loses nothing
 
     def _draw_curve(self) -> None:
         from .plots import plot_curve
@@ -738,14 +754,16 @@ class _Loop:
         if state.best_step is not None and (best / MODEL_FILE).is_file():
             load_weights(best, self.raw)
         self.raw = acc.unwrap_model(self.model, keep_fp32_wrapper=False)
-        if acc.is_main_process:
+
+        def close() -> None:
             self._log({"event": "end", "step": state.global_step, "stopped_by": stopped_by,
                        "best": state.best_metric, "best_step": state.best_step,
                        "samples_per_s": round(sps, 2), "train_seconds": round(train_seconds, 3)})
             self._draw_curve()
             if self.export_fn is not None:
                 self.export_fn(self.raw, self.out)
-        acc.wait_for_everyone()
+
+        self._on_main(close)
         return FitResult(stopped_by=stopped_by, steps=state.global_step, epochs=self._epochs_done(),
                          best_metric=state.best_metric, best_step=state.best_step,
                          metrics=dict(state.last_metrics), samples_per_s=sps, train_seconds=train_seconds,

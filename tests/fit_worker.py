@@ -107,12 +107,16 @@ def default_args(**overrides) -> TrainArgs:
     return TrainArgs(**base)
 
 
-def train(out, resume: bool = False, delay: float = 0.0, model_seed: int = 0, **overrides):
+def failing_evaluation(model, loader):
+    raise ValueError("evaluation broke")
+
+
+def train(out, resume: bool = False, delay: float = 0.0, model_seed: int = 0, evaluate=accuracy, **overrides):
     torch.manual_seed(model_seed)
     model = ToyClassifier(delay=delay)
     train_set, valid_set = toy_data(90, 1), toy_data(30, 2)
     result = fit(model, train_set, valid_set, PadCollator(), default_args(**overrides), out,
-                 evaluate=accuracy, export=export_weights, metric="accuracy", maximize=True,
+                 evaluate=evaluate, export=export_weights, metric="accuracy", maximize=True,
                  resume=resume, lengths=[len(x["input_ids"]) for x in train_set])
     return model, result
 
@@ -142,6 +146,7 @@ def main() -> None:
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--delay", type=float, default=0.0)
     parser.add_argument("--audit", action="store_true")
+    parser.add_argument("--fail-eval", action="store_true", help="evaluation raises (on the main process)")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=JSON",
                         help="override a TrainArgs field, e.g. --set time_budget=0.5")
     opts = parser.parse_args()
@@ -149,7 +154,8 @@ def main() -> None:
     writes: list = []
     if opts.audit:
         _audit_writes(opts.out, writes)
-    model, result = train(opts.out, resume=opts.resume, delay=opts.delay, **overrides)
+    evaluate = failing_evaluation if opts.fail_eval else accuracy
+    model, result = train(opts.out, resume=opts.resume, delay=opts.delay, evaluate=evaluate, **overrides)
     rank = int(os.environ.get("RANK", "0"))
     world = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
     opts.report.mkdir(parents=True, exist_ok=True)

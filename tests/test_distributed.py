@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -65,6 +66,7 @@ def test_only_rank_zero_writes_the_run_directory(two_process_run):
     assert start["world_size"] == 2
 
 
+@pytest.mark.slow  # two more torchrun launches (~45 s on 2 busy cores)
 def test_two_process_run_stopped_by_its_budget_resumes_exactly(two_process_run, tmp_path):
     """Both processes stop at the same step when rank 0's clock says so, and resuming under two
     processes ends with the weights of the uninterrupted two-process run."""
@@ -82,3 +84,13 @@ def test_two_process_run_stopped_by_its_budget_resumes_exactly(two_process_run, 
     # the final weights; the best may differ, as the stopped run evaluated at one more step
     assert [r["last_digest"] for r in resumed] == [reference[0]["last_digest"]] * 2
     assert resumed[0]["digest"] == resumed[1]["digest"]
+
+
+def test_a_failure_on_the_main_process_ends_every_process(tmp_path):
+    """rank 0's evaluation raises: rank 1 must not wait for it forever."""
+    started = time.monotonic()
+    proc = torchrun([str(tmp_path / "run"), "--report", str(tmp_path / "report"), "--fail-eval"], tmp_path)
+    assert proc.returncode != 0
+    assert "evaluation broke" in proc.stderr
+    assert "the main process failed: ValueError: evaluation broke" in proc.stderr  # rank 1's error
+    assert time.monotonic() - started < 120

@@ -248,3 +248,32 @@ def test_warmup_then_linear_decay():
     assert factors[10] == 1.0 and factors[55] == pytest.approx(0.5) and factors[100] == 0.0
     assert all(a <= b for a, b in zip(factors[:10], factors[1:11]))
     assert all(a >= b for a, b in zip(factors[10:], factors[11:]))
+
+
+def test_a_failed_checkpoint_write_leaves_the_previous_one_whole(tmp_path, monkeypatch):
+    import safetensors.torch
+
+    good = ToyClassifier()
+    save_checkpoint(tmp_path / "best", good, {"loop": {"best_step": 1}})
+
+    def dies_halfway(model, filename, **kw):
+        Path(filename).write_bytes(b"\x00" * 10)  # a torn file, as a crash mid-write would leave
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(safetensors.torch, "save_model", dies_halfway)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(tmp_path / "best", ToyClassifier(), {"loop": {"best_step": 2}})
+    assert read_checkpoint_state(tmp_path / "best")["loop"]["best_step"] == 1
+    assert saved_digest(tmp_path / "best") == weights_digest(good)
+    assert [p.name for p in tmp_path.iterdir()] == ["best"]  # no temporary folder left behind
+
+
+def test_default_evaluation_is_the_mean_loss(tmp_path):
+    torch.manual_seed(0)
+    data = toy_data(40, 1)
+    result = fit(ToyClassifier(), data, toy_data(20, 2), None, default_args(epochs=2, eval_every=0),
+                 tmp_path / "run")
+    events = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    losses = [e["loss"] for e in events if e["event"] == "eval"]
+    assert len(losses) == 2 and result.best_metric == min(losses)  # lower is better by default
+    assert set(result.metrics) == {"loss"}
