@@ -1,0 +1,405 @@
+"""Texts → hashed n-gram ids: the input of the n-gram classifier (``models/ngram.py``).
+
+A text becomes a bag of n-grams of several kinds, each hashed into one of ``buckets`` ids
+(1 … buckets; 0 is padding), fastText-style::
+
+    "영화 재밌다"  ─►  chars      " 영", "영화", "화 ", " 재", …        (spaces kept: word edges, phrases)
+                  ─►  joined     "영화", "화재", "재밌", …             (spaces dropped: spacing-proof)
+                  ─►  words      "영화", "재밌다", "영화 재밌다"
+                  ─►  morphemes  "영화", "재밌", "다", "영화 재밌", …   (Kiwi)
+                  ─►  tagged     "영화/NNG", "재밌/VA", …              (Kiwi, with POS tags)
+
+Hashing never uses Python's ``hash`` (randomised per process): a character n-gram is FNV-1a
+over its code points, a word or morpheme is BLAKE2b over its UTF-8 bytes, a token n-gram chains
+its tokens' hashes; every kind and size has its own salt and a final 64-bit mix. The same text
+gives the same ids in any process, on any machine. Character n-grams are computed for all
+texts at once with numpy; tokens go through a cache, morphemes through Kiwi's batch API.
+
+``NgramFeaturizer.ngrams(text)`` lists the n-grams of one text as strings with a plain scalar
+hash; the vectorised ``encode`` gives the same ids (the tests hold them to it).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import unicodedata
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import NamedTuple, Sequence
+
+import numpy as np
+
+from ..errors import MalmoiError
+
+CONFIG_FILE = "ngrams.json"
+FORMAT = "malmoi.NgramFeaturizer"
+KINDS = ("chars", "joined", "words", "morphemes", "tagged")
+"""N-gram kinds in the order they are emitted: characters with spaces, characters without
+spaces, whitespace words, Kiwi morphemes, Kiwi morphemes with their POS tags."""
+TOKEN_KINDS = ("words", "morphemes", "tagged")
+MAX_N = 8
+
+_MASK = (1 << 64) - 1
+_FNV_OFFSET = 0xCBF29CE484222325
+_FNV_PRIME = 0x100000001B3
+_MIX1, _MIX2 = 0xFF51AFD7ED558CCD, 0xC4CEB9FE1A85EC53
+
+
+@dataclass
+class NgramConfig:
+    """Which n-grams a featurizer emits and how many hash buckets they share (saved as ``ngrams.json``)."""
+
+    buckets: int = 1 << 20
+    """Hash buckets; ids run 1 … buckets and 0 is padding."""
+    chars: tuple[int, int] | None = (1, 4)
+    """Smallest and largest character n-gram over the text with its spaces (None = off)."""
+    joined: tuple[int, int] | None = None
+    """Character n-grams over the text with its spaces removed (None = off)."""
+    words: tuple[int, int] | None = (1, 2)
+    """Whitespace-word n-grams (None = off)."""
+    morphemes: tuple[int, int] | None = None
+    """Kiwi morpheme n-grams, forms only (None = off)."""
+    tagged: tuple[int, int] | None = None
+    """Kiwi morpheme n-grams written ``form/TAG`` (None = off)."""
+    lowercase: bool = True
+    """Lower-case Latin letters before anything else."""
+    max_repeat: int = 3
+    """A run of one character longer than this is cut to this length (``ㅋㅋㅋㅋㅋ`` → ``ㅋㅋㅋ``; 0 = keep)."""
+    max_chars: int = 2000
+    """Texts are cut to this many characters, which bounds the n-grams of one text."""
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.buckets <= 1 << 30:
+            raise MalmoiError("E260", f"buckets must be between 1 and 2^30, got {self.buckets}")
+        for kind in KINDS:
+            span = getattr(self, kind)
+            if span is None:
+                continue
+            if len(span) != 2 or not 1 <= span[0] <= span[1] <= MAX_N:
+                raise MalmoiError("E260", f"{kind} n-gram sizes must be (min, max) with 1 ≤ min ≤ max ≤ {MAX_N}, "
+                                          f"got {span}")
+            setattr(self, kind, (int(span[0]), int(span[1])))
+        if not any(getattr(self, k) for k in KINDS):
+            raise MalmoiError("E260", "at least one n-gram kind must be on")
+        if self.max_repeat < 0 or self.max_chars < 1:
+            raise MalmoiError("E260", "max_repeat must be ≥ 0 and max_chars ≥ 1")
+
+    @property
+    def uses_kiwi(self) -> bool:
+        return bool(self.morphemes or self.tagged)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "NgramConfig":
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise MalmoiError("E260", f"unknown n-gram settings {unknown}")
+        return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items()})
+
+
+class Ngram(NamedTuple):
+    """One n-gram of a text, as ``NgramFeaturizer.ngrams`` lists it."""
+
+    kind: str
+    """One of ``KINDS``."""
+    units: tuple[str, ...]
+    """Its characters (character kinds) or tokens (word and morpheme kinds)."""
+    id: int
+    """Its hashed id, 1 … buckets."""
+
+    @property
+    def text(self) -> str:
+        return "".join(self.units) if self.kind in ("chars", "joined") else " ".join(self.units)
+
+
+# ------------------------------------------------------------------------------------- hashing
+
+
+def _fmix(h: np.ndarray) -> np.ndarray:
+    """MurmurHash3's 64-bit finaliser (uint64 arithmetic wraps, which is what we want)."""
+    h = h ^ (h >> np.uint64(33))
+    h = h * np.uint64(_MIX1)
+    h = h ^ (h >> np.uint64(33))
+    h = h * np.uint64(_MIX2)
+    return h ^ (h >> np.uint64(33))
+
+
+def _fmix_int(h: int) -> int:
+    h ^= h >> 33
+    h = (h * _MIX1) & _MASK
+    h ^= h >> 33
+    h = (h * _MIX2) & _MASK
+    return h ^ (h >> 33)
+
+
+def _blake64(text: str) -> int:
+    return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "little")
+
+
+_SALTS = {(kind, n): _blake64(f"malmoi-ngram:{kind}:{n}") for kind in KINDS for n in range(1, MAX_N + 1)}
+
+
+def _bucket(h: np.ndarray, kind: str, n: int, buckets: int) -> np.ndarray:
+    return (_fmix(h ^ np.uint64(_SALTS[kind, n])) % np.uint64(buckets)).astype(np.int64) + 1
+
+
+def scalar_id(kind: str, units: Sequence[str], buckets: int) -> int:
+    """The id of one n-gram, computed plainly (the reference the vectorised path must match)."""
+    n = len(units)
+    if kind in ("chars", "joined"):
+        h = _FNV_OFFSET
+        for c in units:
+            h = ((h ^ ord(c)) * _FNV_PRIME) & _MASK
+    else:
+        h = _blake64(units[0])
+        for tok in units[1:]:
+            h = _fmix_int(((h * _FNV_PRIME) & _MASK) ^ _blake64(tok))
+    return _fmix_int(h ^ _SALTS[kind, n]) % buckets + 1
+
+
+def _char_ngrams(texts: Sequence[str], span: tuple[int, int], kind: str, buckets: int):
+    """(doc, id) arrays of all character n-grams of ``texts`` (each text's n-grams stay inside it)."""
+    lens = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
+    cps = np.frombuffer("".join(texts).encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+    doc = np.repeat(np.arange(len(texts), dtype=np.int64), lens)
+    h = np.full(len(cps), _FNV_OFFSET, dtype=np.uint64)
+    out = []
+    for n in range(1, span[1] + 1):
+        size = len(cps) - n + 1
+        if size <= 0:
+            break
+        h = (h[:size] ^ cps[n - 1:n - 1 + size]) * np.uint64(_FNV_PRIME)  # FNV-1a, one more code point
+        if n >= span[0]:
+            inside = doc[:size] == doc[n - 1:n - 1 + size]
+            out.append((doc[:size][inside], _bucket(h[inside], kind, n, buckets)))
+    return out
+
+
+class _TokenHashes:
+    """BLAKE2b of tokens, remembered: a corpus repeats its words and morphemes very often."""
+
+    def __init__(self, limit: int = 2_000_000):
+        self.cache: dict[str, int] = {}
+        self.limit = limit
+
+    def __call__(self, tokens: list[str]) -> np.ndarray:
+        if len(self.cache) > self.limit:
+            self.cache.clear()
+        cache, out = self.cache, np.empty(len(tokens), dtype=np.uint64)
+        for i, tok in enumerate(tokens):
+            h = cache.get(tok)
+            if h is None:
+                h = cache[tok] = _blake64(tok)
+            out[i] = h
+        return out
+
+
+def _token_ngrams(token_lists: Sequence[Sequence[str]], span: tuple[int, int], kind: str, buckets: int,
+                  hashes: _TokenHashes):
+    lens = np.fromiter((len(t) for t in token_lists), dtype=np.int64, count=len(token_lists))
+    flat = hashes([tok for toks in token_lists for tok in toks])
+    doc = np.repeat(np.arange(len(token_lists), dtype=np.int64), lens)
+    h = flat
+    out = []
+    for n in range(1, span[1] + 1):
+        size = len(flat) - n + 1
+        if size <= 0:
+            break
+        if n > 1:
+            h = _fmix((h[:size] * np.uint64(_FNV_PRIME)) ^ flat[n - 1:n - 1 + size])
+        if n >= span[0]:
+            inside = doc[:size] == doc[n - 1:n - 1 + size]
+            out.append((doc[:size][inside], _bucket(h[inside], kind, n, buckets)))
+    return out
+
+
+# ------------------------------------------------------------------------------------- featurizer
+
+
+@dataclass
+class Encoded:
+    """N-gram ids of many texts in compressed rows: text ``i`` has ``ids[indptr[i]:indptr[i + 1]]``."""
+
+    indptr: np.ndarray
+    """(N + 1,) int64 row starts."""
+    ids: np.ndarray
+    """(total,) int64 n-gram ids, 1 … buckets."""
+    morpheme_seconds: float = 0.0
+    """Time spent in Kiwi's morpheme analysis."""
+    seconds: float = 0.0
+    """Total time of the call."""
+
+    def __len__(self) -> int:
+        return len(self.indptr) - 1
+
+    def row(self, i: int) -> np.ndarray:
+        return self.ids[self.indptr[i]:self.indptr[i + 1]]
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.indptr)
+
+
+_REPEATS: dict[int, re.Pattern] = {}
+
+
+class NgramFeaturizer:
+    """Text → hashed n-gram ids, as configured by an ``NgramConfig``.
+
+    It also answers the small part of a Hugging Face tokenizer's interface that the classify
+    pipeline uses (``pad_token_id``, ``len``, ``save_pretrained``, a batch ``__call__``), so a
+    run directory holds it where a tokenizer would be.
+    """
+
+    pad_token_id = 0
+    model_input_names = ["input_ids"]
+
+    def __init__(self, config: NgramConfig | None = None, **settings):
+        self.config = config or NgramConfig(**settings)
+        self._hashes = _TokenHashes()
+
+    def __len__(self) -> int:
+        return self.config.buckets + 1
+
+    def __repr__(self) -> str:
+        on = ", ".join(f"{k} {getattr(self.config, k)[0]}-{getattr(self.config, k)[1]}"
+                       for k in KINDS if getattr(self.config, k))
+        return f"NgramFeaturizer({on}; {self.config.buckets} buckets)"
+
+    # -- text → units
+
+    def normalize(self, text: str) -> str:
+        """NFC, lower case, long character runs cut, whitespace runs made one space."""
+        c = self.config
+        text = unicodedata.normalize("NFC", text[: c.max_chars])
+        if c.lowercase:
+            text = text.lower()
+        if c.max_repeat:
+            pattern = _REPEATS.get(c.max_repeat)
+            if pattern is None:
+                pattern = _REPEATS[c.max_repeat] = re.compile(r"(.)\1{%d,}" % c.max_repeat, re.S)
+            text = pattern.sub(r"\1" * c.max_repeat, text)
+        return " ".join(text.split())
+
+    def _morphemes(self, texts: Sequence[str]) -> tuple[list[list[str]], list[list[str]]]:
+        """(forms, form/TAG) per text, through Kiwi's batch API."""
+        from .words import morphemes
+
+        analysed = morphemes(list(texts)) if texts else []
+        forms = [[m.form for m in ms] for ms in analysed] if self.config.morphemes else []
+        tagged = [[f"{m.form}/{m.tag}" for m in ms] for ms in analysed] if self.config.tagged else []
+        return forms, tagged
+
+    def _units(self, texts: Sequence[str]) -> dict[str, list]:
+        """What each kind is cut from: strings for the character kinds, token lists for the others."""
+        c = self.config
+        units: dict[str, list] = {}
+        if c.chars:
+            units["chars"] = [f" {t} " if t else "" for t in texts]  # spaces mark the first and last word's edges
+        if c.joined:
+            units["joined"] = [t.replace(" ", "") for t in texts]
+        if c.words:
+            units["words"] = [t.split(" ") if t else [] for t in texts]
+        if c.uses_kiwi:
+            units["morphemes"], units["tagged"] = self._morphemes(texts)
+        return units
+
+    # -- encoding
+
+    def encode(self, texts: Sequence[str]) -> Encoded:
+        """N-gram ids of every text, in rows; within a row kinds come in ``KINDS`` order, then by
+        size, then by position."""
+        import time
+
+        started = time.perf_counter()
+        if isinstance(texts, str):
+            raise MalmoiError("E404", "encode takes a list of texts; wrap a single text in a list")
+        texts = [self.normalize(t) for t in texts]
+        kiwi_started = time.perf_counter()
+        units = self._units(texts)
+        kiwi_seconds = time.perf_counter() - kiwi_started if self.config.uses_kiwi else 0.0
+        parts = []
+        for kind in KINDS:
+            span = getattr(self.config, kind)
+            if not span:
+                continue
+            if kind in TOKEN_KINDS:
+                parts += _token_ngrams(units[kind], span, kind, self.config.buckets, self._hashes)
+            else:
+                parts += _char_ngrams(units[kind], span, kind, self.config.buckets)
+        docs = np.concatenate([d for d, _ in parts]) if parts else np.zeros(0, dtype=np.int64)
+        ids = np.concatenate([i for _, i in parts]) if parts else np.zeros(0, dtype=np.int64)
+        order = np.argsort(docs, kind="stable")  # group by text, keeping kind / size / position order
+        indptr = np.zeros(len(texts) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(docs, minlength=len(texts)), out=indptr[1:])
+        return Encoded(indptr, ids[order], kiwi_seconds, time.perf_counter() - started)
+
+    def ngrams(self, text: str) -> list[Ngram]:
+        """The n-grams of one text with their ids, computed one by one (for reading and testing)."""
+        norm = self.normalize(text)
+        units = self._units([norm])
+        out = []
+        for kind in KINDS:
+            span = getattr(self.config, kind)
+            if not span:
+                continue
+            seq = list(units[kind][0])
+            for n in range(span[0], span[1] + 1):
+                for i in range(len(seq) - n + 1):
+                    piece = tuple(seq[i:i + n])
+                    out.append(Ngram(kind, piece, scalar_id(kind, piece, self.config.buckets)))
+        return out
+
+    def __call__(self, texts: str | Sequence[str], *, padding: bool | str = False, return_tensors: str | None = None,
+                 **_ignored) -> dict:
+        """Tokenizer-style batch call: ``{"input_ids": [...]}``, padded with 0 into a (B, T) tensor
+        when ``return_tensors="pt"``. Truncation and special-token options do not apply and are ignored."""
+        single = isinstance(texts, str)
+        enc = self.encode([texts] if single else list(texts))
+        rows = [enc.row(i) for i in range(len(enc))]
+        if return_tensors == "pt":
+            import torch
+
+            width = max(1, max((len(r) for r in rows), default=1))
+            batch = torch.zeros((len(rows), width), dtype=torch.long)
+            for i, r in enumerate(rows):
+                batch[i, : len(r)] = torch.from_numpy(r)
+            return {"input_ids": batch}
+        if return_tensors is not None:
+            raise MalmoiError("E261", f"return_tensors={return_tensors!r} is not supported (use 'pt' or None)")
+        ids = [r.tolist() for r in rows]
+        return {"input_ids": ids[0] if single else ids}
+
+    # -- persistence
+
+    def save_pretrained(self, folder: str | os.PathLike) -> None:
+        """Write ``ngrams.json`` into ``folder``."""
+        from ..runs import atomic_write_json
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(folder / CONFIG_FILE, {"format": FORMAT, **self.config.to_dict()})
+
+    @classmethod
+    def from_pretrained(cls, folder: str | os.PathLike) -> "NgramFeaturizer":
+        """Rebuild the featurizer saved in ``folder``."""
+        path = Path(folder) / CONFIG_FILE
+        if not path.is_file():
+            raise MalmoiError("E450", f"{folder} holds no {CONFIG_FILE}: not an n-gram featurizer")
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as e:
+            raise MalmoiError("E450", f"{path} is unreadable: {e}") from None
+        if data.pop("format", None) != FORMAT:
+            raise MalmoiError("E450", f"{path} is not a malmoi n-gram featurizer")
+        return cls(NgramConfig.from_dict(data))
+
+
+def is_featurizer_folder(folder: str | os.PathLike) -> bool:
+    """Whether ``folder`` holds a saved ``NgramFeaturizer``."""
+    return (Path(folder) / CONFIG_FILE).is_file()

@@ -1,0 +1,161 @@
+"""Hashed n-gram featurizer: which n-grams each kind yields, ids that never depend on the process,
+the vectorised path against the plain one, persistence and the tokenizer-style call."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from malmoi.errors import MalmoiError
+from malmoi.text.ngrams import CONFIG_FILE, NgramConfig, NgramFeaturizer, is_featurizer_folder, scalar_id
+
+OFF = dict(chars=None, joined=None, words=None, morphemes=None, tagged=None)
+
+
+def only(kind: str, span: tuple[int, int], **extra) -> NgramFeaturizer:
+    return NgramFeaturizer(NgramConfig(**{**OFF, kind: span, **extra}))
+
+
+KINDS_TABLE = [
+    ("chars", (1, 1), "영화 굿", [" ", "영", "화", " ", "굿", " "]),
+    ("chars", (2, 2), "영화 굿", [" 영", "영화", "화 ", " 굿", "굿 "]),
+    ("chars", (3, 3), "재밌다", [" 재밌", "재밌다", "밌다 "]),
+    ("joined", (2, 2), "재 밌 다", ["재밌", "밌다"]),
+    ("joined", (3, 4), "노잼 영화", ["노잼영", "잼영화", "노잼영화"]),
+    ("words", (1, 2), "정말 최고의 영화", ["정말", "최고의", "영화", "정말 최고의", "최고의 영화"]),
+    ("words", (3, 3), "정말 최고의 영화", ["정말 최고의 영화"]),
+    ("words", (2, 2), "굿", []),
+    ("morphemes", (1, 1), "영화가 재밌었어요", ["영화", "가", "재밌", "었", "어요"]),
+    ("morphemes", (2, 2), "재밌었어요", ["재밌 었", "었 어요"]),
+    ("tagged", (1, 1), "나는 너를", ["나/NP", "는/JX", "너/NP", "를/JKO"]),
+]
+
+
+@pytest.mark.parametrize("kind, span, text, expected", KINDS_TABLE)
+def test_ngram_kinds(kind, span, text, expected):
+    grams = only(kind, span).ngrams(text)
+    assert [g.text for g in grams] == expected
+    assert {g.kind for g in grams} <= {kind}
+
+
+@pytest.mark.parametrize("text, normalised", [
+    ("ㅋㅋㅋㅋㅋㅋ 최고!!!!!", "ㅋㅋㅋ 최고!!!"),
+    ("  GOOD   Movie\t", "good movie"),
+    ("ㅎㅎ", "ㅎㅎ"),
+])
+def test_normalize(text, normalised):
+    assert NgramFeaturizer().normalize(text) == normalised
+
+
+def test_spacing_does_not_change_joined_ngrams():
+    f = only("joined", (1, 3))
+    assert f.encode(["정말 재밌다"]).row(0).tolist() == f.encode(["정말재밌다"]).row(0).tolist()
+
+
+def test_kinds_and_sizes_hash_apart():
+    """The same string as a word, a morpheme or a character n-gram gets a different id."""
+    ids = {kind: scalar_id(kind, ("영화",) if kind not in ("chars", "joined") else ("영", "화"), 1 << 20)
+           for kind in ("chars", "joined", "words", "morphemes")}
+    assert len(set(ids.values())) == len(ids)
+
+
+TEXTS = ["영화 재밌다!!!!!", "ㅋㅋㅋㅋㅋ 최고", "", "Good 영화 ㅎㅎ", "a", "배우들 연기가 너무 좋았어요. 10점 만점에 10점"]
+FULL = NgramConfig(buckets=1 << 16, chars=(1, 4), joined=(2, 3), words=(1, 2), morphemes=(1, 2), tagged=(1, 1))
+
+
+def test_vectorised_ids_equal_the_plain_computation():
+    f = NgramFeaturizer(FULL)
+    enc = f.encode(TEXTS)
+    assert len(enc) == len(TEXTS)
+    for i, text in enumerate(TEXTS):
+        assert enc.row(i).tolist() == [g.id for g in f.ngrams(text)], text
+    assert enc.row(2).size == 0  # an empty text has no n-grams
+    assert enc.ids.min() >= 1 and enc.ids.max() <= FULL.buckets
+
+
+def test_a_batch_encodes_each_text_as_alone():
+    f = NgramFeaturizer(FULL)
+    together = f.encode(TEXTS)
+    for i, text in enumerate(TEXTS):
+        assert together.row(i).tolist() == f.encode([text]).row(0).tolist()
+
+
+CHILD = """
+import json, sys
+from malmoi.text.ngrams import NgramConfig, NgramFeaturizer
+cfg = NgramConfig(**json.loads(sys.argv[1]))
+print(json.dumps(NgramFeaturizer(cfg).encode(json.loads(sys.argv[2])).ids.tolist()))
+"""
+
+
+@pytest.mark.parametrize("seed", ["1", "12345"])
+def test_ids_do_not_depend_on_the_process(seed):
+    """Python's str hash changes with PYTHONHASHSEED; the featurizer's ids must not."""
+    cfg = dict(buckets=1 << 16, chars=[1, 3], words=[1, 2], joined=[2, 2])
+    here = NgramFeaturizer(NgramConfig.from_dict(cfg)).encode(TEXTS).ids.tolist()
+    env = {**os.environ, "PYTHONHASHSEED": seed}
+    out = subprocess.run([sys.executable, "-c", CHILD, json.dumps(cfg), json.dumps(TEXTS)], env=env,
+                         capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == here
+
+
+def test_known_ids_stay_fixed():
+    """Saved models rely on these exact ids: changing the hash would silently break them."""
+    assert [scalar_id("chars", tuple("영화"), 1 << 20), scalar_id("words", ("영화",), 1 << 20),
+            scalar_id("words", ("좋은", "영화"), 1 << 20)] == [792841, 849871, 596173]
+
+
+def test_save_and_load(tmp_path):
+    f = NgramFeaturizer(FULL)
+    f.save_pretrained(tmp_path)
+    assert is_featurizer_folder(tmp_path)
+    saved = json.loads((tmp_path / CONFIG_FILE).read_text(encoding="utf-8"))
+    assert saved["words"] == [1, 2] and saved["buckets"] == 1 << 16
+    g = NgramFeaturizer.from_pretrained(tmp_path)
+    assert g.config == f.config
+    assert g.encode(TEXTS).ids.tolist() == f.encode(TEXTS).ids.tolist()
+
+
+def test_load_refuses_a_folder_without_it(tmp_path):
+    with pytest.raises(MalmoiError) as e:
+        NgramFeaturizer.from_pretrained(tmp_path)
+    assert e.value.code == "E450"
+
+
+@pytest.mark.parametrize("settings", [
+    dict(buckets=0),
+    dict(chars=(0, 2)),
+    dict(words=(3, 2)),
+    dict(chars=(1, 9)),
+    dict(**OFF),
+])
+def test_bad_settings(settings):
+    with pytest.raises(MalmoiError) as e:
+        NgramConfig(**settings)
+    assert e.value.code == "E260"
+
+
+def test_tokenizer_style_call_pads_with_zero():
+    f = only("chars", (1, 2))
+    out = f(["영화 굿", "굿"], return_tensors="pt", padding=True, truncation=True, max_length=3)
+    ids = out["input_ids"]
+    assert ids.dtype == torch.long and ids.shape == (2, 11)  # "영화 굿": 6 unigrams + 5 bigrams
+    assert (ids[1, 5:] == 0).all() and (ids[1, :5] > 0).all()  # " 굿 ": 3 unigrams + 2 bigrams
+    assert f("굿")["input_ids"] == f(["굿"])["input_ids"][0]
+    assert len(f) == f.config.buckets + 1 and f.pad_token_id == 0
+
+
+def test_encode_refuses_a_bare_string():
+    with pytest.raises(MalmoiError):
+        NgramFeaturizer().encode("영화")
+
+
+def test_lengths_and_rows_agree():
+    enc = NgramFeaturizer(FULL).encode(TEXTS)
+    assert enc.lengths.tolist() == [enc.row(i).size for i in range(len(TEXTS))]
+    assert enc.indptr[-1] == enc.ids.size and isinstance(enc.ids, np.ndarray)
