@@ -96,6 +96,17 @@ class SubwordCodec:
         return self.tokenizer.decode(list(ids), skip_special_tokens=True).strip()
 
 
+def split_units(texts: Sequence[str], units: str) -> list[list[str]]:
+    """Tokens of each text: whitespace words, syllables (spaces kept as ``▁``) or tagged morphemes."""
+    from .text.words import split_chars, split_morphemes, split_words
+
+    if units == "morphemes":
+        return split_morphemes(list(texts), pos=True) if texts else []  # one batched Kiwi call
+    if units == "chars":
+        return [split_chars(t, keep_spaces=True) for t in texts]
+    return [split_words(t) for t in texts]
+
+
 class VocabCodec:
     """Text ↔ ids through a word, syllable or Kiwi-morpheme ``Vocab``."""
 
@@ -108,13 +119,7 @@ class VocabCodec:
         self.target_encoder: Callable[[str], list[int]] = lambda t: vocab.encode(self._split_one(t), add_eos=True)
 
     def split(self, texts: Sequence[str]) -> list[list[str]]:
-        from .text.words import split_chars, split_morphemes, split_words
-
-        if self.units == "morphemes":
-            return split_morphemes(list(texts), pos=True) if texts else []  # one batched Kiwi call
-        if self.units == "chars":
-            return [split_chars(t, keep_spaces=True) for t in texts]
-        return [split_words(t) for t in texts]
+        return split_units(texts, self.units)
 
     def prepare(self, texts: Sequence[str]) -> None:
         """Split many texts at once (Kiwi's batch API) before the per-text encoders ask for them."""
@@ -130,9 +135,7 @@ class VocabCodec:
     def train(cls, texts: Sequence[str], units: str, vocab_size: int) -> "VocabCodec":
         from .text.vocab import Vocab
 
-        codec = cls(Vocab(["<pad>", "<unk>", "<bos>", "<eos>"]), units)
-        tokenized = codec.split(texts)
-        return cls(Vocab.build(tokenized, max_size=max(0, vocab_size - 4)), units)
+        return cls(Vocab.build(split_units(texts, units), max_size=max(0, vocab_size - 4)), units)
 
     @classmethod
     def load(cls, folder: str | os.PathLike, units: str) -> "VocabCodec":

@@ -276,7 +276,8 @@ class LSTMSeq2Seq(nn.Module):
                 decoder_input_ids: torch.Tensor | None = None,
                 decoder_attention_mask: torch.Tensor | None = None) -> Seq2SeqOutput:
         """Teacher-forced pass. ``labels`` (B, T) are the target ids ending in <eos>, padded with
-        pad_id or -100; ``decoder_input_ids`` defaults to labels shifted right behind <bos>."""
+        pad_id or -100; ``decoder_input_ids`` defaults to labels shifted right behind <bos>.
+        ``decoder_attention_mask`` is accepted for collators that send it; padding is read off the labels."""
         cfg = self.config
         if labels is None and decoder_input_ids is None:
             raise MalmoiError("E422", "LSTMSeq2Seq.forward needs labels or decoder_input_ids; use generate() to decode")
