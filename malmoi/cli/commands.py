@@ -5,3 +5,4 @@ from . import train  # noqa: F401
 from . import use  # noqa: F401
 from . import demo  # noqa: F401
 from . import seq2seq  # noqa: F401
+from . import pretrain  # noqa: F401
