@@ -6,9 +6,14 @@ The encoder is either a preset config with random weights or any local model fol
 pretrained encoders that ship without a classification head (the KoBERT situation). Saved as a
 normal Hugging Face folder (``config.json`` + ``model.safetensors``) plus ``head.safetensors``;
 loading rebuilds both and gives identical outputs.
+
+Only [CLS] leaves the last layer, so for BERT-family encoders that layer computes keys and
+values for every token but the query, attention output and feed-forward block for [CLS] alone:
+the same logits (and gradients) for about a fifth less work in a 4-layer model.
 """
 from __future__ import annotations
 
+import functools
 import inspect
 import os
 from contextlib import contextmanager
@@ -72,10 +77,49 @@ def load_encoder(folder: str | os.PathLike):
             raise MalmoiError("E401", f"cannot load a model from {folder}: {str(e).splitlines()[0]}") from None
 
 
+FIRST_TOKEN_LAYERS = ("BertLayer", "RobertaLayer", "XLMRobertaLayer", "CamembertLayer", "ElectraLayer")
+"""Layer classes (same structure in transformers 5) whose last instance may run for [CLS] only."""
+
+
+def _first_token_layer(encoder: nn.Module) -> nn.Module | None:
+    """The encoder's last layer when it can be run for the first position only, else None."""
+    config = getattr(encoder, "config", None)
+    layers = getattr(getattr(encoder, "encoder", None), "layer", None)
+    if config is None or not isinstance(layers, nn.ModuleList) or len(layers) == 0:
+        return None
+    last = layers[-1]
+    if type(last).__name__ not in FIRST_TOKEN_LAYERS or getattr(config, "is_decoder", False):
+        return None
+    if getattr(config, "chunk_size_feed_forward", 0) or getattr(config, "add_cross_attention", False):
+        return None
+    return last
+
+
+def _first_token_forward(layer: nn.Module, full_forward, hidden_states: torch.Tensor,
+                         attention_mask: torch.Tensor | None = None, *args, **kwargs) -> torch.Tensor:
+    """A BERT layer's forward for position 0: keys/values from every token, the rest from [CLS]."""
+    attention = layer.attention.self
+    if attention.config._attn_implementation not in ("sdpa", "eager") or (
+            attention_mask is not None and attention_mask.dim() != 4):
+        return full_forward(hidden_states, attention_mask, *args, **kwargs)[:, :1]
+    B, T, _ = hidden_states.shape
+    nh, hs = attention.num_attention_heads, attention.attention_head_size
+    first = hidden_states[:, :1]  # (B, 1, H)
+    q = attention.query(first).view(B, 1, nh, hs).transpose(1, 2)  # (B, nh, 1, hs)
+    k = attention.key(hidden_states).view(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
+    v = attention.value(hidden_states).view(B, T, nh, hs).transpose(1, 2)
+    mask = None if attention_mask is None else attention_mask[..., :1, :]  # the [CLS] row: (B, 1, 1, T)
+    context = nn.functional.scaled_dot_product_attention(
+        q, k, v, attn_mask=mask, dropout_p=attention.dropout.p if layer.training else 0.0, scale=attention.scaling)
+    context = context.transpose(1, 2).reshape(B, 1, nh * hs)  # (B, 1, H)
+    return layer.feed_forward_chunk(layer.attention.output(context, first))  # (B, 1, H)
+
+
 class EncoderClassifier(nn.Module):
     """Encoder + dropout + linear head over the first token's hidden state."""
 
-    def __init__(self, encoder: nn.Module, num_labels: int, dropout: float | None = None):
+    def __init__(self, encoder: nn.Module, num_labels: int, dropout: float | None = None,
+                 first_token_last_layer: bool = True):
         super().__init__()
         if num_labels < 2:
             raise MalmoiError("E402", f"a classifier needs at least 2 labels, got {num_labels}")
@@ -87,6 +131,21 @@ class EncoderClassifier(nn.Module):
         self.head = nn.Linear(config.hidden_size, num_labels)
         nn.init.normal_(self.head.weight, std=getattr(config, "initializer_range", 0.02))
         nn.init.zeros_(self.head.bias)
+        self.first_token_last_layer = first_token_last_layer
+        """Run the last BERT-family layer for [CLS] only (identical results, less work)."""
+
+    @contextmanager
+    def _last_layer_for_first_token(self) -> Iterator[None]:
+        # patched per call, not for good: code that calls self.encoder directly gets every position
+        layer = _first_token_layer(self.encoder) if self.first_token_last_layer else None
+        if layer is None:
+            yield
+            return
+        layer.forward = functools.partial(_first_token_forward, layer, type(layer).forward.__get__(layer))
+        try:
+            yield
+        finally:
+            layer.__dict__.pop("forward", None)
 
     @property
     def num_labels(self) -> int:
@@ -112,8 +171,9 @@ class EncoderClassifier(nn.Module):
                 token_type_ids: torch.Tensor | None = None, labels: torch.Tensor | None = None,
                 ) -> SequenceClassifierOutput:
         extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
-        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state  # (B, T, H)
-        logits = self.head(self.dropout(hidden[:, 0]))  # (B, C)
+        with self._last_layer_for_first_token():
+            hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state
+        logits = self.head(self.dropout(hidden[:, 0]))  # (B, H) → (B, C)
         loss = None if labels is None else nn.functional.cross_entropy(logits, labels)
         return SequenceClassifierOutput(loss=loss, logits=logits)
 

@@ -61,6 +61,28 @@ def test_every_parameter_gets_a_gradient():
     assert missing == []
 
 
+def test_last_layer_for_cls_only_gives_the_same_logits_and_gradients():
+    """The last layer computes its query and feed-forward for [CLS] alone: same numbers, less work."""
+    x, labels = batch(4, 9), torch.tensor([0, 1, 2, 1])
+    results = []
+    for first_token in (True, False):
+        model = tiny(3).eval()  # eval: no dropout, so both paths see the same function
+        model.first_token_last_layer = first_token
+        out = model(**x, labels=labels)
+        out.loss.backward()
+        results.append((out.logits.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}))
+    (fast, fast_grads), (full, full_grads) = results
+    assert torch.allclose(fast, full, atol=1e-6)
+    for name, grad in full_grads.items():
+        assert torch.allclose(fast_grads[name], grad, atol=1e-6), name
+
+
+def test_the_encoder_alone_still_returns_every_position():
+    model = tiny(2).eval()
+    model(**batch())  # the [CLS]-only last layer is switched on only inside the classifier's forward
+    assert model.encoder(**batch(4, 7)).last_hidden_state.shape == (4, 7, 32)
+
+
 def test_save_load_gives_identical_logits(tmp_path):
     model = tiny(4).eval()
     x = batch()
@@ -152,4 +174,7 @@ def test_pretrained_encoder_gets_a_head_and_learns(minilm, tmp_path):
     model.eval()
     model.save(tmp_path)
     again = EncoderClassifier.load(tmp_path)
-    assert torch.equal(again(**x).logits, model(**x).logits)
+    logits = model(**x).logits
+    assert torch.equal(again(**x).logits, logits)
+    again.first_token_last_layer = False
+    assert torch.allclose(again(**x).logits, logits, atol=1e-5)
