@@ -641,6 +641,9 @@ class _Loop:
             # only the last micro-batch all-reduces gradients across processes
             with acc.no_sync(self.model) if j < group - 1 else nullcontext():
                 loss = self.model(**batch).loss
+                if loss is None:
+                    raise MalmoiError("E404", f"the model returned no loss for a batch of {sorted(batch)}; "
+                                              "training batches need labels")
                 acc.backward(loss / group)
             loss_sum += loss.detach().float()
         if args.grad_clip:

@@ -277,3 +277,10 @@ def test_default_evaluation_is_the_mean_loss(tmp_path):
     losses = [e["loss"] for e in events if e["event"] == "eval"]
     assert len(losses) == 2 and result.best_metric == min(losses)  # lower is better by default
     assert set(result.metrics) == {"loss"}
+
+
+def test_a_model_without_a_loss_is_a_clear_error(tmp_path):
+    data = [{k: v for k, v in item.items() if k != "labels"} for item in toy_data(16, 1)]
+    with pytest.raises(MalmoiError) as err:
+        fit(ToyClassifier(), data, None, None, default_args(), tmp_path / "run")
+    assert err.value.code == "E404" and "labels" in err.value.message
