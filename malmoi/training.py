@@ -375,7 +375,7 @@ def load_weights(folder: str | os.PathLike, model: nn.Module) -> None:
 
     path = Path(folder) / MODEL_FILE
     if not path.is_file():
-        raise MalmoiError("E305", f"{folder} holds no {MODEL_FILE}")
+        raise MalmoiError("E310", f"{folder} holds no {MODEL_FILE}")
     load_model(model, str(path), device=str(_device_of(model)))
 
 
@@ -384,7 +384,7 @@ def read_checkpoint_state(folder: str | os.PathLike) -> dict:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as e:
-        raise MalmoiError("E305", f"checkpoint {folder} is unreadable: {e}") from None
+        raise MalmoiError("E310", f"checkpoint {folder} is unreadable: {e}") from None
 
 
 # --------------------------------------------------------------------------- the loop
@@ -642,7 +642,7 @@ class _Loop:
             with acc.no_sync(self.model) if j < group - 1 else nullcontext():
                 loss = self.model(**batch).loss
                 if loss is None:
-                    raise MalmoiError("E404", f"the model returned no loss for a batch of {sorted(batch)}; "
+                    raise MalmoiError("E460", f"the model returned no loss for a batch of {sorted(batch)}; "
                                               "training batches need labels")
                 acc.backward(loss / group)
             loss_sum += loss.detach().float()
@@ -724,7 +724,7 @@ class _Loop:
                     sps = window_samples * acc.num_processes / max(1e-9, now - window_t)
                     loss = float(window_loss) / max(1, window_batches)
                     if not math.isfinite(loss):
-                        raise MalmoiError("E405", f"the training loss became {loss} at step {state.global_step}; "
+                        raise MalmoiError("E461", f"the training loss became {loss} at step {state.global_step}; "
                                                   "lower --lr or check the data")
                     info = f"loss {loss:.4f} · {sps:.0f} samples/s · eta {_fmt_eta(self._eta(steps_here))}"
                     self.reporter.update(state.global_step, self.schedule.total, info, log_now)

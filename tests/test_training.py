@@ -283,4 +283,4 @@ def test_a_model_without_a_loss_is_a_clear_error(tmp_path):
     data = [{k: v for k, v in item.items() if k != "labels"} for item in toy_data(16, 1)]
     with pytest.raises(MalmoiError) as err:
         fit(ToyClassifier(), data, None, None, default_args(), tmp_path / "run")
-    assert err.value.code == "E404" and "labels" in err.value.message
+    assert err.value.code == "E460" and "labels" in err.value.message

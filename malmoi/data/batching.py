@@ -107,7 +107,7 @@ class MLMCollator:
     def from_tokenizer(cls, tokenizer: Any, **kwargs: Any) -> "MLMCollator":
         """Read mask/pad/special ids and the vocabulary size off a Hugging Face tokenizer."""
         if tokenizer.mask_token_id is None:
-            raise MalmoiError("E402", "the tokenizer has no mask token; MLM needs one")
+            raise MalmoiError("E462", "the tokenizer has no mask token; MLM needs one")
         return cls(
             mask_id=tokenizer.mask_token_id,
             vocab_size=len(tokenizer),
