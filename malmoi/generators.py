@@ -22,6 +22,7 @@ from .errors import MalmoiError
 
 LOADERS: dict[str, str] = {
     "lstm-seq2seq": "malmoi.seq2seq:Seq2SeqGenerator",
+    "lm": "malmoi.lm:LMGenerator",
 }
 """architecture (or task) → ``"module:Class"`` whose ``from_run(run)`` gives a ``TextGenerator``."""
 
