@@ -453,3 +453,4 @@ def load(run: str | os.PathLike):
 
     return get_task(read_meta(run).get("task", "")).load(run)
 from . import seq2seq  # noqa: E402,F401  (registers the seq2seq task)
+from . import lm  # noqa: E402,F401  (registers the lm task)

@@ -6,3 +6,4 @@ from . import use  # noqa: F401
 from . import demo  # noqa: F401
 from . import seq2seq  # noqa: F401
 from . import pretrain  # noqa: F401
+from . import lm  # noqa: F401
