@@ -16,7 +16,8 @@ both the ``EncoderClassifier`` so that only the loops differ.
 Reported: samples/s (wall time of the ``fit`` / ``trainer.train`` call; malmoi's includes its
 end-of-epoch checkpoint), the ratio, padding, and achieved GFLOP/s estimated as
 6 x non-embedding parameters x tokens (computed once over real tokens, once over the padded
-tokens the model actually processed) against the CPU's fp32 peak (``--peak-gflops``; 2 Zen 3
+tokens the model actually processed; the same full-model count for both, so malmoi's [CLS]-only
+last layer shows as more useful work per second, not as fewer FLOPs) against the CPU's fp32 peak (``--peak-gflops``; 2 Zen 3
 cores with AVX2 FMA: 2 x 3.0 GHz x 2 FMA x 8 lanes x 2 = ~157 GFLOP/s at 3.0-3.5 GHz).
 The data is read at run time from ../shared/data (relative to the repository root).
 """

@@ -208,3 +208,18 @@ def test_demo_never_deletes_a_folder_it_did_not_make(capsys, tmp_path):
     code, stdout, err = run_cli(capsys, "demo", "--out", tmp_path)
     assert code == 2 and "[E307]" in err
     assert (tmp_path / "mine.txt").read_text() == "keep me"
+
+
+@pytest.mark.slow  # two processes, each importing torch and transformers
+def test_torchrun_two_processes_write_one_run(data, tmp_path):
+    torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
+    argv = [torchrun, "--nproc_per_node", "2", "-m", "malmoi", *map(str, train_args(data, tmp_path / "run")),
+            "--json"]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    [summary] = [line for line in proc.stdout.splitlines() if line.startswith("{")]  # one process reports
+    assert json.loads(summary)["steps"] == 2  # 108 examples / batch 32 = 4 batches, 2 per process
+    events = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    starts = [e for e in events if e["event"] == "start"]
+    assert len(starts) == 1 and starts[0]["world_size"] == 2
+    assert proc.stderr.count("training a WordPiece tokenizer") == 1
