@@ -3,7 +3,7 @@ and how a finished run is loaded for use.
 
 A task is a small class with ``name``, ``Options`` (a keyword-only dataclass extending
 ``LoopOptions``), ``train(options) -> TrainResult`` and ``load(run)``; ``register`` adds it to
-``TASKS``. ``train(task=..., **options)`` and ``load(run)`` are what ``malmoi.train`` /
+``TASKS`` and ``TASK_MODULES`` says which module to import for a task defined elsewhere. ``train(task=..., **options)`` and ``load(run)`` are what ``malmoi.train`` /
 ``malmoi.load`` and the CLI call, so the command line and Python behave the same.
 
 classify
@@ -434,6 +434,10 @@ class ClassifyTask:
 # ---------------------------------------------------------------------------------------- registry
 
 TASKS: dict[str, Any] = {}
+"""Registered task objects by name."""
+TASK_MODULES: dict[str, str] = {"seq2seq": "malmoi.seq2seq", "lm": "malmoi.lm", "mlm": "malmoi.pretraining"}
+"""Where the other tasks live; each module calls ``register`` when imported, and ``get_task`` imports
+it on first use, so ``malmoi.load(run)`` works for any run without importing every task up front."""
 
 
 def register(task) -> None:
@@ -445,10 +449,15 @@ register(ClassifyTask())
 
 
 def get_task(name: str):
+    if name not in TASKS and name in TASK_MODULES:
+        from importlib import import_module
+
+        import_module(TASK_MODULES[name])
     try:
         return TASKS[name]
     except KeyError:
-        raise MalmoiError("E230", f"unknown task {name!r}; choose one of: {', '.join(TASKS)}") from None
+        known = sorted(set(TASKS) | set(TASK_MODULES))
+        raise MalmoiError("E230", f"unknown task {name!r}; choose one of: {', '.join(known)}") from None
 
 
 def train(task: str = "classify", say: Say = stderr_say, **options) -> TrainResult:

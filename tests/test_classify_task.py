@@ -241,6 +241,14 @@ def test_resume_continues_a_finished_run_for_more_epochs(tmp_path):
     assert json.loads((more.run / "malmoi.json").read_text())["status"] == "done"
 
 
+@pytest.mark.parametrize("name", ["classify", "seq2seq", "lm", "mlm"])
+def test_every_task_is_found_by_name(name):
+    from malmoi.tasks import get_task
+
+    task = get_task(name)
+    assert task.name == name and callable(task.train) and callable(task.load)
+
+
 def test_unknown_task_and_option():
     with pytest.raises(MalmoiError) as e:
         malmoi.train(task="translate")
