@@ -113,3 +113,36 @@ def test_split_documents_holds_out_a_seeded_fraction():
     train, valid = split_documents(texts, 0.1, 5, seed=1)
     assert len(valid) == 5 and len(train) == 95 and sorted(train + valid) == sorted(texts)
     assert (train, valid) == split_documents(texts, 0.1, 5, seed=1)
+
+
+def test_the_generate_command_prints_the_prompt_and_its_continuation(generator, capsys):
+    from malmoi.cli.lm import print_generations
+
+    print_generations(generator, ["고양이가"], max_new_tokens=20)
+    printed = capsys.readouterr().out
+    print_generations(generator, ["고양이가"], max_new_tokens=20, stream=True)
+    assert capsys.readouterr().out == printed == DOCS[2] + "\n"
+    print_generations(generator, ["고양이가", "오늘은"], top_k=3, seed=1, as_json=True)
+    answers = json.loads(capsys.readouterr().out)
+    assert [a["source"] for a in answers] == ["고양이가", "오늘은"]
+
+
+def test_sampling_flags_on_a_run_that_cannot_sample_are_refused():
+    from malmoi.cli.lm import print_generations
+
+    class GreedyOnly:
+        def generate(self, texts, *, beams=1, max_new_tokens=None):
+            raise AssertionError("not reached")
+
+    for options in (dict(top_k=5), dict(stream=True), dict(seed=1)):
+        with pytest.raises(MalmoiError) as e:
+            print_generations(GreedyOnly(), ["안녕"], **options)
+        assert e.value.code == "E275"
+
+
+def test_the_run_loads_through_malmoi_load_and_load_generator(run):
+    import malmoi
+    from malmoi.generators import load_generator
+
+    assert isinstance(malmoi.load(run.run), LMGenerator)
+    assert load_generator(run.run).generate(["오늘은"])[0].text == " " + DOCS[1].split(" ", 1)[1]
