@@ -1,6 +1,6 @@
 """Does attention rescue long inputs? LSTM seq2seq without attention vs Bahdanau vs Luong.
 
-    .venv/bin/python benchmarks/attention_vs_length.py --steps 1500
+    .venv/bin/python benchmarks/attention_vs_length.py --steps 600
 
 Every model gets the same size, data, optimizer and budget (optimizer steps, or seconds with
 --time-budget), trained by malmoi's own loop (``malmoi.training.fit``) on a synthetic task:
@@ -129,7 +129,7 @@ def main() -> None:
     parser.add_argument("--task", choices=("reverse", "copy"), default="reverse")
     parser.add_argument("--kinds", default="none,bahdanau,luong-dot,luong-general",
                         help="comma-separated attention kinds to compare")
-    parser.add_argument("--steps", type=int, default=1500, help="optimizer steps per model (the budget)")
+    parser.add_argument("--steps", type=int, default=600, help="optimizer steps per model (the budget)")
     parser.add_argument("--time-budget", type=float, default=0.0, help="seconds per model instead of --steps")
     parser.add_argument("--symbols", type=int, default=20)
     parser.add_argument("--min-len", type=int, default=5)
