@@ -22,6 +22,7 @@ from .errors import MalmoiError
 
 LOADERS: dict[str, str] = {
     "lstm-seq2seq": "malmoi.seq2seq:Seq2SeqGenerator",
+    "bart-seq2seq": "malmoi.bart:BartGenerator",
     "lm": "malmoi.lm:LMGenerator",
 }
 """architecture (or task) → ``"module:Class"`` whose ``from_run(run)`` gives a ``TextGenerator``."""
@@ -101,8 +102,11 @@ def save_attention_png(amap: AttentionMap, out: str | os.PathLike, title: str | 
             for c in range(cols):
                 ax.text(c, r, f"{weights[r, c]:.2f}", ha="center", va="center", fontsize=7,
                         color="black" if weights[r, c] > 0.6 else "white")
-    ax.set_xticks(range(cols), amap.source_tokens, rotation=60, ha="right", rotation_mode="anchor")
-    ax.set_yticks(range(rows), amap.target_tokens)
+    def shown(tokens):  # NanumGothic has no "▁" (U+2581), the subword word-start mark: draw it as "_"
+        return [t.replace("\u2581", "_") for t in tokens]
+
+    ax.set_xticks(range(cols), shown(amap.source_tokens), rotation=60, ha="right", rotation_mode="anchor")
+    ax.set_yticks(range(rows), shown(amap.target_tokens))
     ax.set_xlabel("source tokens")
     ax.set_ylabel("generated tokens")
     ax.set_title(title or f"{amap.source}  ->  {amap.text}", fontsize=11)  # NanumGothic has no arrow glyph

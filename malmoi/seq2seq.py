@@ -34,6 +34,9 @@ UNITS = ("subword", "morphemes", "words", "chars")
 VOCAB_FILE = "malmoi_vocab.json"
 ARCHITECTURE = "lstm-seq2seq"
 SAMPLES_SHOWN = 3
+TRANSFORMER_FAMILIES: dict[str, str] = {"bart": "malmoi.bart:BartSeq2SeqTask"}
+"""``model_type`` of a ``models.presets`` preset → the ``"module:Class"`` that trains it
+(``--preset bart-mini``); its ``train(opts, say)`` takes the same ``Seq2SeqOptions``."""
 
 
 # ---------------------------------------------------------------------------------------- codecs
@@ -218,14 +221,16 @@ class Seq2SeqOptions(LoopOptions):
     LR: ClassVar[float] = 2e-3
 
     def default_lr(self) -> float:
-        return self.LR
+        family = transformer_family(self.preset)
+        return family.LR if family is not None else self.LR
 
     def __post_init__(self) -> None:
         super().__post_init__()
         from .models.lstm import PRESETS
 
-        if self.preset not in PRESETS:
-            raise MalmoiError("E220", f"unknown seq2seq preset {self.preset!r}; choose one of: {', '.join(PRESETS)}")
+        if self.preset not in PRESETS and transformer_family(self.preset) is None:
+            names = [*PRESETS, *transformer_presets()]
+            raise MalmoiError("E220", f"unknown seq2seq preset {self.preset!r}; choose one of: {', '.join(names)}")
         if self.units not in UNITS:
             raise MalmoiError("E210", f"unknown --units {self.units!r}; choose one of: {', '.join(UNITS)}")
         if self.tokenizer is not None and self.units != "subword":
@@ -240,6 +245,26 @@ class Seq2SeqOptions(LoopOptions):
             raise MalmoiError("E211", f"--vocab-size must be at least 16, got {self.vocab_size}")
         if not 0 <= self.teacher_forcing <= 1:
             raise MalmoiError("E201", f"--teacher-forcing must lie in [0, 1], got {self.teacher_forcing}")
+
+
+def transformer_presets() -> list[str]:
+    """The ``models.presets`` names that ``train seq2seq`` builds with a transformer family."""
+    from .models.presets import PRESETS
+
+    return [name for name, p in PRESETS.items() if p.model_type in TRANSFORMER_FAMILIES]
+
+
+def transformer_family(preset: str):
+    """The task class that trains ``preset`` when it is a transformer encoder-decoder, else None."""
+    from importlib import import_module
+
+    from .models.presets import PRESETS
+
+    kind = PRESETS[preset].model_type if preset in PRESETS else None
+    if kind not in TRANSFORMER_FAMILIES:
+        return None
+    module, name = TRANSFORMER_FAMILIES[kind].split(":")
+    return getattr(import_module(module), name)
 
 
 @dataclass
@@ -285,9 +310,17 @@ def _gold_ids(labels, pad_id: int, eos_id: int) -> list[list[int]]:
     return out
 
 
-def make_evaluate(codec, sample_sources: list[str], max_source_length: int, shown: list):
+def lstm_greedy(model, input_ids, attention_mask) -> list[list[int]]:
+    """Greedy answer ids (no ``<bos>``/``<eos>``) of an ``LSTMSeq2Seq`` for a padded batch."""
+    return model.greedy(input_ids, attention_mask=attention_mask).tokens
+
+
+def make_evaluate(codec, sample_sources: list[str], max_source_length: int, shown: list,
+                  answer: Callable = lstm_greedy):
     """``evaluate(model, loader)`` for ``fit``: token-level loss, perplexity, BLEU and chrF of greedy
-    answers; it also answers ``sample_sources`` and leaves (question, answer) pairs in ``shown``."""
+    answers; it also answers ``sample_sources`` and leaves (question, answer) pairs in ``shown``.
+    ``answer(model, input_ids, attention_mask)`` gives each source's answer ids without
+    ``<bos>``/``<eos>`` (any model family: ``lstm_greedy``, ``bart.greedy_answers`` …)."""
     from .data.datasets import encode_all
 
     codec.prepare(sample_sources)
@@ -295,27 +328,25 @@ def make_evaluate(codec, sample_sources: list[str], max_source_length: int, show
 
     def evaluate(model, loader) -> dict[str, float]:
         import sacrebleu
-        import torch
 
         from .data.batching import pad_sequences
 
         device = next(model.parameters()).device
-        cfg = model.config
+        pad_id, eos_id = codec.pad_id, codec.eos_id
         loss_sum, tokens, hyps, refs = 0.0, 0, [], []
         for batch in loader:
             batch = {k: v.to(device) for k, v in batch.items()}
             out = model(**batch)
-            n = int(((batch["labels"] != -100) & (batch["labels"] != cfg.pad_id)).sum())
+            n = int(((batch["labels"] != -100) & (batch["labels"] != pad_id)).sum())
             loss_sum += float(out.loss) * n
             tokens += n
-            gen = model.greedy(batch["input_ids"], attention_mask=batch.get("attention_mask"))
-            hyps += [codec.decode(t) for t in gen.tokens]
-            refs += [codec.decode(t) for t in _gold_ids(batch["labels"], cfg.pad_id, cfg.eos_id)]
+            hyps += [codec.decode(t) for t in answer(model, batch["input_ids"], batch.get("attention_mask"))]
+            refs += [codec.decode(t) for t in _gold_ids(batch["labels"], pad_id, eos_id)]
         loss = loss_sum / max(1, tokens)
         if sample_ids:
-            src = pad_sequences(sample_ids, cfg.pad_id).to(device)
-            gen = model.greedy(src, lengths=torch.tensor([len(s) for s in sample_ids]))
-            shown[:] = [(q, codec.decode(t)) for q, t in zip(sample_sources, gen.tokens)]
+            src = pad_sequences(sample_ids, pad_id).to(device)
+            mask = pad_sequences([[1] * len(s) for s in sample_ids], 0).to(device)
+            shown[:] = [(q, codec.decode(t)) for q, t in zip(sample_sources, answer(model, src, mask))]
         return {"loss": loss, "perplexity": math.exp(min(loss, 50.0)),
                 "bleu": sacrebleu.corpus_bleu(hyps, [refs]).score if hyps else 0.0,
                 "chrf": sacrebleu.corpus_chrf(hyps, [refs]).score if hyps else 0.0}
@@ -420,6 +451,9 @@ class Seq2SeqTask:
         from .runs import read_meta, write_meta
         from .training import fit
 
+        family = transformer_family(_run_preset(opts))
+        if family is not None:
+            return family().train(opts, say)
         started = time.monotonic()
         data = read_pair_data(opts, say)
         out, codec, model, resume = self._prepare_run(opts, data, say)
@@ -457,8 +491,20 @@ class Seq2SeqTask:
         return TrainResult(out, metrics, len(train_set), len(valid_set), data.skipped_empty,
                            time.monotonic() - started, result.stopped_by, result.steps, result.samples_per_s)
 
-    def load(self, run: str | os.PathLike) -> "Seq2SeqGenerator":
-        return Seq2SeqGenerator.from_run(run)
+    def load(self, run: str | os.PathLike):
+        from .generators import load_generator
+
+        return load_generator(run)  # LSTM or transformer, by the run's architecture
+
+
+def _run_preset(opts: Seq2SeqOptions) -> str:
+    """The preset that decides the model family: a resumed run keeps the one it was started with."""
+    meta = Path(opts.out) / "malmoi.json"
+    if opts.resume and meta.is_file():
+        from .runs import read_meta
+
+        return read_meta(opts.out).get("preset", opts.preset)
+    return opts.preset
 
 
 register(Seq2SeqTask())

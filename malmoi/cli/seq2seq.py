@@ -16,14 +16,15 @@ from ..errors import MalmoiError
 from . import app, train_app
 
 
-@train_app.command(short_help="Question → answer LSTM seq2seq: malmoi train seq2seq --data chatbot.csv --source Q "
-                              "--target A --preset lstm-bahdanau --out runs/chat")
+@train_app.command(short_help="Question → answer seq2seq (LSTM or BART): malmoi train seq2seq --data chatbot.csv "
+                              "--source Q --target A --preset lstm-bahdanau --out runs/chat")
 def seq2seq(
     data: Path = typer.Option(..., "--data", help="Training file (CSV, TSV or JSONL with a header)."),
     source: str = typer.Option(..., "--source", help="Column holding the input text."),
     target: str = typer.Option(..., "--target", help="Column holding the output text."),
     out: Path = typer.Option(..., "--out", help="Run directory to create (refused if it exists, unless --resume)."),
-    preset: str = typer.Option("lstm-bahdanau", "--preset", help="lstm (no attention), lstm-bahdanau, lstm-luong."),
+    preset: str = typer.Option("lstm-bahdanau", "--preset", help="lstm (no attention), lstm-bahdanau, lstm-luong, "
+                                                                 "bart-mini (transformer encoder-decoder)."),
     valid: Optional[Path] = typer.Option(None, "--valid", help="Validation file with the same columns."),
     valid_split: float = typer.Option(0.1, "--valid-split", help="Without --valid: fraction of pairs held out."),
     units: str = typer.Option("subword", "--units", help="Text → ids: subword (BPE over Kiwi morphemes), "
@@ -36,7 +37,7 @@ def seq2seq(
                                                                          "previous token in training."),
     epochs: int = typer.Option(10, "--epochs", help="Passes over the training data."),
     batch_size: int = typer.Option(64, "--batch-size", help="Pairs per batch."),
-    lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate [default: 2e-3]."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate (default: 2e-3; bart-mini 5e-4)."),
     time_budget: str = typer.Option("0", "--time-budget", help="Stop after this long: 90s, 10m, 1h (0 = no limit)."),
     eval_every: int = typer.Option(0, "--eval-every", help="Evaluate every N steps (0 = each epoch)."),
     patience: int = typer.Option(0, "--patience", help="Stop after N evaluations without improvement (0 = off)."),
@@ -46,8 +47,9 @@ def seq2seq(
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
 ) -> None:
-    """Train an LSTM encoder-decoder (optionally with attention) into a run directory; validation
-    reports loss, perplexity, BLEU and chrF and shows sample answers.
+    """Train an LSTM encoder-decoder (optionally with attention) or, with --preset bart-mini, a
+    transformer encoder-decoder into a run directory; validation reports loss, perplexity, BLEU
+    and chrF and shows sample answers.
 
     Example: malmoi train seq2seq --data chatbot.csv --source Q --target A --preset lstm-bahdanau --out runs/chat
     """
@@ -146,19 +148,27 @@ def attention(
     text: str = typer.Argument(..., help="The input text."),
     out: Path = typer.Option(..., "--out", help="PNG file to write."),
     beams: int = typer.Option(1, "--beams", help="Beam width (1 = greedy)."),
+    layer: Optional[int] = typer.Option(None, "--layer", help="Transformer runs: decoder layer whose "
+                                                              "cross-attention is drawn (default: the last)."),
     as_json: bool = typer.Option(False, "--json", help="Also print the tokens and weights as JSON."),
 ) -> None:
-    """Draw where each generated token attended in the source (rows: generated, columns: source).
+    """Draw where each generated token attended in the source (rows: generated, columns: source;
+    transformer runs: one decoder layer's cross-attention averaged over its heads).
 
     Example: malmoi attention runs/chat "오늘 날씨 어때?" --out att.png
     """
+    import inspect
+
     from ..generators import load_generator, save_attention_png
 
     _check_beams(beams)
     generator = load_generator(run)
     if not hasattr(generator, "attention"):
         raise MalmoiError("E429", f"{run}: this kind of model does not expose attention weights")
-    amap = generator.attention(text, beams=beams)
+    options = {} if layer is None else {"layer": layer}
+    if options and "layer" not in inspect.signature(generator.attention).parameters:
+        raise MalmoiError("E280", f"{run}: --layer picks a transformer decoder layer; this model has one attention")
+    amap = generator.attention(text, beams=beams, **options)
     save_attention_png(amap, out)
     if as_json:
         print(json.dumps({**amap.__dict__, "png": str(out)}, ensure_ascii=False))

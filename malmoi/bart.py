@@ -1,0 +1,398 @@
+"""The transformer encoder-decoder (BART-style) behind ``malmoi train seq2seq --preset bart-mini``,
+and its generator (``malmoi generate`` / ``chat`` / ``attention`` on such a run).
+
+bart-seq2seq
+    file → ``seq2seq.read_pair_data`` (train/validation split) → subword tokenizer (BPE over Kiwi
+    morphemes trained on both sides, or ``--tokenizer DIR``; ``seq2seq.SubwordCodec``) →
+    ``Seq2SeqDataset`` (sources ``[CLS] x [SEP]``, labels ``y [SEP]``) → ``fit`` with a
+    ``BartForConditionalGeneration`` built from a preset → run directory: a Hugging Face BART
+    folder (``config.json``, ``model.safetensors``, ``generation_config.json``) + tokenizer files +
+    ``malmoi.json`` (``task: seq2seq``, ``architecture: bart-seq2seq``).
+
+Special ids come from the tokenizer: pad = ``[PAD]``, bos = decoder start = ``[CLS]``, eos =
+``[SEP]``. BART builds its decoder inputs by shifting the labels right behind the decoder start,
+so the decoder learns ``[CLS] → y₁ … yₙ → [SEP]``; ``generate()`` starts from ``[CLS]`` and stops
+at ``[SEP]``. No end token is forced at the length limit (BART's default forces one, which
+would overwrite the last real token of a long answer).
+
+Validation is the LSTM task's (``seq2seq.make_evaluate``: loss, perplexity, BLEU, chrF and
+sample answers) with ``greedy_answers``. Generation is Hugging Face ``generate()``: greedy, beam
+search, sampling, streaming. Attention maps come from one teacher-forced pass over the generated
+answer with eager attention (sdpa computes no weights to return): the cross-attention of one
+decoder layer, averaged over its heads.
+"""
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, replace
+from functools import partial
+from pathlib import Path
+from typing import ClassVar, Sequence
+
+from .errors import MalmoiError
+from .generators import Answer, AttentionMap
+from .seq2seq import PairData, Seq2SeqOptions, SubwordCodec, make_evaluate, read_pair_data
+from .tasks import Say, TrainResult, best_eval_metrics, stderr_say
+
+ARCHITECTURE = "bart-seq2seq"
+
+
+def _unwrap(model):
+    while hasattr(model, "module") or hasattr(model, "_orig_mod"):
+        model = getattr(model, "module", None) or getattr(model, "_orig_mod")
+    return model
+
+
+def answer_ids(row: Sequence[int], eos_id: int, pad_id: int) -> list[int]:
+    """The answer in one generated row (decoder start already removed): up to the first eos, no pad."""
+    row = list(row)
+    if eos_id in row:
+        row = row[: row.index(eos_id)]
+    return [i for i in row if i != pad_id]
+
+
+def greedy_answers(model, input_ids, attention_mask, *, max_new_tokens: int) -> list[list[int]]:
+    """Greedy answer ids (no decoder start, no eos) of a BART model for a padded batch: the
+    ``answer`` function of ``seq2seq.make_evaluate``."""
+    cfg = _unwrap(model).config
+    sequences = _unwrap(model).generate(input_ids=input_ids, attention_mask=attention_mask,
+                                        max_new_tokens=max_new_tokens, num_beams=1, do_sample=False)
+    return [answer_ids(row, cfg.eos_token_id, cfg.pad_token_id) for row in sequences[:, 1:].tolist()]
+
+
+# ---------------------------------------------------------------------------------------- the task
+
+
+class BartSeq2SeqTask:
+    """Source → target text with a ``BartForConditionalGeneration`` preset (``train seq2seq``
+    hands ``--preset bart-mini`` runs here through ``seq2seq.TRANSFORMER_FAMILIES``)."""
+
+    name = "seq2seq"
+    LR: ClassVar[float] = 5e-4
+    """Post-norm transformers trained from scratch diverge at the LSTM's 2e-3; 5e-4 with warmup trains."""
+
+    def check(self, opts: Seq2SeqOptions) -> None:
+        if opts.units != "subword":
+            raise MalmoiError("E228", f"--preset {opts.preset} reads subword tokens; leave --units at subword "
+                                      f"(got {opts.units!r})")
+        if opts.teacher_forcing != 1.0:
+            raise MalmoiError("E228", f"--preset {opts.preset} trains with full teacher forcing (its decoder "
+                                      "reads the whole target at once); leave out --teacher-forcing")
+
+    def build_model(self, opts: Seq2SeqOptions, codec: SubwordCodec):
+        import torch
+        from transformers import BartForConditionalGeneration
+
+        from .models.classifier import quiet_transformers
+        from .models.presets import hf_config, max_positions
+
+        overrides = {"forced_eos_token_id": None, **opts.model_overrides}
+        config = hf_config(opts.preset, vocab_size=codec.vocab_size, pad_token_id=codec.pad_id,
+                           bos_token_id=codec.bos_id, eos_token_id=codec.eos_id,
+                           decoder_start_token_id=codec.bos_id, **overrides)
+        limit = max_positions(config)
+        for name, need in (("max_source_length", opts.max_source_length),
+                           ("max_target_length", opts.max_target_length + 1)):  # + the decoder start
+            if need > limit:
+                raise MalmoiError("E222", f"--{name.replace('_', '-')} {getattr(opts, name)} exceeds the "
+                                          f"model's {limit} positions")
+        torch.manual_seed(opts.seed)  # the same seed gives the same initial weights, whatever ran before
+        with quiet_transformers():
+            return BartForConditionalGeneration(config)
+
+    def _meta(self, opts: Seq2SeqOptions, data: PairData, model) -> dict:
+        from . import __version__
+
+        return {
+            "task": self.name,
+            "architecture": ARCHITECTURE,
+            "malmoi_version": __version__,
+            "preset": opts.preset,
+            "attention": "transformer",
+            "units": "subword",
+            "columns": {"source": opts.source, "target": opts.target},
+            "max_source_length": opts.max_source_length,
+            "max_target_length": opts.max_target_length,
+            "parameters": model.num_parameters(),
+            "args": {k: (str(v) if isinstance(v, os.PathLike) else v) for k, v in asdict(opts).items()},
+            "data": {"train": str(opts.data), "valid": str(opts.valid) if opts.valid else None,
+                     "train_examples": len(data.train_sources), "valid_examples": len(data.valid_sources),
+                     "skipped_empty": data.skipped_empty},
+            "status": "training",
+        }
+
+    def _prepare_run(self, opts: Seq2SeqOptions, data: PairData, say: Say):
+        """(opts, out, codec, model, resume). A fresh run writes its tokenizer and ``malmoi.json``
+        before training; a resumed one is rebuilt from them, whatever the new command says."""
+        from accelerate import PartialState
+
+        from .runs import prepare_out, read_meta, write_meta
+
+        state = PartialState()
+        out = Path(opts.out)
+        with state.main_process_first():
+            resume = opts.resume and (out / "checkpoints" / "last").exists()
+            if resume or not state.is_main_process:
+                if state.is_main_process:
+                    prepare_out(out, True)
+                meta = read_meta(out)
+                if meta.get("architecture") != ARCHITECTURE:
+                    raise MalmoiError("E305", f"{out} holds a {meta.get('architecture') or meta.get('task')!r} "
+                                              f"run, not {ARCHITECTURE}")
+                saved = meta.get("args", {})
+                keep = ["preset", "max_source_length", "max_target_length", "model_overrides"]
+                if opts.preset != saved.get("preset"):
+                    keep.append("lr")  # a command naming another preset got that family's default step
+                opts = replace(opts, **{k: saved[k] for k in keep if k in saved})
+                codec = SubwordCodec.load(out)
+                return opts, out, codec, self.build_model(opts, codec), resume
+            fresh = not out.exists()
+            prepare_out(out, opts.resume)
+            try:
+                texts = data.train_sources + data.train_targets
+                say(f"training a BPE tokenizer ({opts.vocab_size} tokens, Kiwi morpheme cuts) on {len(texts)} texts"
+                    if opts.tokenizer is None else f"using the tokenizer in {opts.tokenizer}")
+                codec = (SubwordCodec.load(opts.tokenizer) if opts.tokenizer is not None
+                         else SubwordCodec.train(texts, opts.vocab_size))
+                model = self.build_model(opts, codec)
+            except BaseException:
+                if fresh and out.is_dir() and not any(out.iterdir()):
+                    out.rmdir()
+                raise
+            codec.save(out)
+            write_meta(out, self._meta(opts, data, model))
+            return opts, out, codec, model, False
+
+    def train(self, opts: Seq2SeqOptions, say: Say = stderr_say) -> TrainResult:
+        from accelerate import PartialState
+
+        from .data.batching import PadCollator
+        from .data.datasets import Seq2SeqDataset
+        from .models.classifier import quiet_transformers
+        from .runs import read_meta, write_meta
+        from .training import fit
+
+        self.check(opts)
+        started = time.monotonic()
+        data = read_pair_data(opts, say)
+        opts, out, codec, model, resume = self._prepare_run(opts, data, say)
+
+        def dataset(sources, targets):
+            return Seq2SeqDataset(sources, targets, codec.source_encoder, codec.target_encoder,
+                                  max_source_length=opts.max_source_length, max_target_length=opts.max_target_length)
+
+        train_set = dataset(data.train_sources, data.train_targets)
+        valid_set = dataset(data.valid_sources, data.valid_targets)
+        say(f"{len(train_set)} training and {len(valid_set)} validation pairs; {opts.preset} (transformer "
+            f"encoder-decoder), {model.num_parameters():,} parameters, {codec.vocab_size} subword tokens")
+        shown: list[tuple[str, str]] = []
+        answer = partial(greedy_answers, max_new_tokens=opts.max_target_length)
+        evaluate = make_evaluate(codec, data.valid_sources[: opts.eval_samples], opts.max_source_length, shown,
+                                 answer=answer)
+
+        def on_eval(step: int, metrics: dict[str, float]) -> None:
+            for question, reply in shown:
+                say(f"  Q: {question}\n  A: {reply}")
+
+        def export(model, folder) -> None:
+            with quiet_transformers():
+                _unwrap(model).save_pretrained(folder)
+            codec.save(folder)
+
+        result = fit(model, train_set, valid_set, PadCollator(pad_id=codec.pad_id), opts.train_args(), out,
+                     evaluate=evaluate, export=export, metric="loss", maximize=False, resume=resume,
+                     lengths=train_set.lengths, on_eval=on_eval)
+        metrics = best_eval_metrics(out, result.best_step) or dict(result.metrics)
+        if PartialState().is_main_process:
+            meta = read_meta(out)
+            meta.update(status="done", result=metrics, stopped_by=result.stopped_by, steps=result.steps,
+                        epochs_done=result.epochs, samples_per_s=round(result.samples_per_s, 2))
+            write_meta(out, meta)
+        return TrainResult(out, metrics, len(train_set), len(valid_set), data.skipped_empty,
+                           time.monotonic() - started, result.stopped_by, result.steps, result.samples_per_s)
+
+    def load(self, run: str | os.PathLike) -> "BartGenerator":
+        return BartGenerator.from_run(run)
+
+
+# ---------------------------------------------------------------------------------------- using a run
+
+
+class BartGenerator:
+    """A trained BART seq2seq run: answers (greedy, beams, sampling), streaming, attention maps."""
+
+    continues_prompt: ClassVar[bool] = False
+    """Answers are new texts, not continuations of the input (``malmoi generate`` prints them alone)."""
+
+    def __init__(self, model, codec: SubwordCodec, max_source_length: int, max_target_length: int,
+                 run: Path | None = None):
+        self.model = model.eval()
+        self.codec = codec
+        self.max_source_length = max_source_length
+        self.max_target_length = max_target_length
+        self.run = run
+
+    @classmethod
+    def from_run(cls, run: str | os.PathLike) -> "BartGenerator":
+        import torch
+        from transformers import BartForConditionalGeneration
+
+        from .models.classifier import quiet_transformers
+        from .runs import read_meta
+
+        run = Path(run)
+        meta = read_meta(run)
+        if meta.get("architecture") != ARCHITECTURE:
+            raise MalmoiError("E426", f"{run} holds a {meta.get('architecture') or meta.get('task')!r} model, "
+                                      f"not {ARCHITECTURE}")
+        if not (run / "config.json").is_file() or not (run / "model.safetensors").is_file():
+            raise MalmoiError("E427", f"{run} has no trained model yet (training did not finish; use --resume)")
+        with quiet_transformers():
+            model = BartForConditionalGeneration.from_pretrained(run, dtype=torch.float32)
+        return cls(model, SubwordCodec.load(run), int(meta.get("max_source_length", 64)),
+                   int(meta.get("max_target_length", 64)), run)
+
+    # -- inputs and settings
+
+    def _encode(self, texts: Sequence[str]) -> list[list[int]]:
+        from .data.datasets import encode_all
+
+        bad = [t for t in texts if not isinstance(t, str)]
+        if bad:
+            raise MalmoiError("E428", f"inputs must be strings, got {type(bad[0]).__name__}")
+        if any(not t.strip() for t in texts):
+            raise MalmoiError("E421", "empty input: give a sentence to answer")
+        ids = encode_all(texts, self.codec.source_encoder)  # no truncation: too long is an error here
+        for text, seq in zip(texts, ids):
+            if len(seq) > self.max_source_length:
+                short = text if len(text) <= 40 else text[:40] + "…"
+                raise MalmoiError("E423", f"input is {len(seq)} tokens long ({short!r}); this model takes at most "
+                                          f"{self.max_source_length} (its --max-source-length)")
+        return ids
+
+    def _batch(self, ids: list[list[int]]):
+        """(input_ids, attention_mask), right-padded as in training."""
+        from .data.batching import pad_sequences
+
+        return pad_sequences(ids, self.codec.pad_id), pad_sequences([[1] * len(s) for s in ids], 0)
+
+    def settings(self, *, beams: int = 1, max_new_tokens: int | None = None, greedy: bool | None = None,
+                 top_k: int | None = None, top_p: float | None = None, temperature: float | None = None,
+                 repetition_penalty: float = 1.0, seed: int | None = None):
+        """``GenerationSettings`` for this run. ``greedy=None`` samples when any of ``top_k`` /
+        ``top_p`` / ``temperature`` is given, and decodes greedily otherwise."""
+        from .generation import GenerationSettings
+        from .models.presets import max_positions
+
+        sampling = any(v is not None for v in (top_k, top_p, temperature))
+        if greedy and sampling:
+            raise MalmoiError("E274", "--greedy cannot be combined with --top-k, --top-p or --temperature")
+        if beams < 1:
+            raise MalmoiError("E224", f"--beams must be at least 1, got {beams}")
+        if beams > 1 and (sampling or greedy is False):
+            raise MalmoiError("E274", "--beams runs beam search; leave out --top-k, --top-p and --temperature")
+        new = self.max_target_length if max_new_tokens is None else max_new_tokens
+        if new < 1:
+            raise MalmoiError("E201", f"max_new_tokens must be at least 1, got {new}")
+        if new + 1 > max_positions(self.model.config):
+            raise MalmoiError("E222", f"--max-new-tokens {new} exceeds the decoder's "
+                                      f"{max_positions(self.model.config) - 1} positions")
+        return GenerationSettings(
+            max_new_tokens=new, greedy=not sampling if greedy is None else greedy, beams=beams,
+            top_k=top_k or 0, top_p=1.0 if top_p is None else top_p,
+            temperature=1.0 if temperature is None else temperature, repetition_penalty=repetition_penalty,
+            eos_token_id=self.codec.eos_id, pad_token_id=self.codec.pad_id, seed=seed,
+        )
+
+    # -- generation
+
+    def _generate(self, ids: list[list[int]], settings, length_penalty: float):
+        """Hugging Face ``generate()`` on one batch: (answer ids per row, score per row)."""
+        import torch
+
+        src, mask = self._batch(ids)
+        kwargs = settings.hf_kwargs()
+        if settings.beams > 1:
+            kwargs["length_penalty"] = length_penalty
+        with torch.random.fork_rng(devices=[]):
+            if settings.seed is not None:
+                torch.manual_seed(settings.seed)
+            with torch.inference_mode():
+                # beam search reports its ranking scores only with output_scores
+                out = self.model.generate(input_ids=src, attention_mask=mask, return_dict_in_generate=True,
+                                          output_logits=settings.beams == 1, output_scores=settings.beams > 1,
+                                          **kwargs)
+        new = out.sequences[:, 1:]  # (B, T) after the decoder start
+        rows = [answer_ids(r, self.codec.eos_id, self.codec.pad_id) for r in new.tolist()]
+        if settings.beams > 1:
+            return rows, [float(s) for s in out.sequences_scores]
+        # log p of each chosen token under the model (unwarped logits), through the first eos
+        logp = torch.log_softmax(torch.stack(out.logits, 1).float(), -1).gather(2, new.unsqueeze(2)).squeeze(2)
+        ended = torch.cumsum((new == self.codec.eos_id).long(), 1)
+        keep = (ended == 0) | ((ended == 1) & (new == self.codec.eos_id))
+        return rows, [float(s) for s in (logp * keep).sum(1)]
+
+    def generate(self, texts: str | Sequence[str], *, beams: int = 1, max_new_tokens: int | None = None,
+                 length_penalty: float = 1.0, batch_size: int = 64, **options) -> list[Answer]:
+        """One ``Answer`` per text: greedy by default, beam search with ``beams`` > 1, sampling with
+        ``top_k`` / ``top_p`` / ``temperature`` (``options`` as in ``settings``). The score is the
+        answer's log-probability (length-normalised under beam search, as Hugging Face ranks beams)."""
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        settings = self.settings(beams=beams, max_new_tokens=max_new_tokens, **options)
+        ids = self._encode(texts)
+        answers: list[Answer] = []
+        for start in range(0, len(ids), batch_size):
+            rows, scores = self._generate(ids[start:start + batch_size], settings, length_penalty)
+            for text, row, score in zip(texts[start:start + batch_size], rows, scores):
+                answers.append(Answer(text, self.codec.decode(row), self.codec.pieces(row), score))
+        return answers
+
+    def stream(self, text: str, *, beams: int = 1, max_new_tokens: int | None = None, **options) -> Iterator[str]:
+        """Pieces of the answer to ``text`` as they are generated (never half a syllable)."""
+        from .generation import generate, stream_text
+
+        settings = self.settings(beams=beams, max_new_tokens=max_new_tokens, **options)
+        src, mask = self._batch(self._encode([text]))
+        tokens = (int(t[0]) for t in generate(self.model, src, settings, attention_mask=mask, stream=True))
+        return stream_text(self.codec.tokenizer, [], tokens)
+
+    def reply(self, text: str, beams: int = 1) -> str:
+        """The answer to one chat message."""
+        return self.generate([text], beams=beams)[0].text
+
+    # -- attention
+
+    def cross_attention(self, source_ids: list[int], answer: list[int], layer: int = -1):
+        """Cross-attention (len(answer) + 1, len(source_ids)) of decoder ``layer``, averaged over
+        heads: row t is what the decoder read while choosing token t + 1 of ``[CLS] answer [SEP]``."""
+        import torch
+
+        src, mask = self._batch([source_ids])
+        decoder_ids = torch.tensor([[self.model.config.decoder_start_token_id, *answer]])
+        previous = self.model.config._attn_implementation
+        self.model.set_attn_implementation("eager")  # sdpa computes no attention weights to return
+        try:
+            with torch.inference_mode():
+                out = self.model(input_ids=src, attention_mask=mask, decoder_input_ids=decoder_ids,
+                                 output_attentions=True)
+        finally:
+            self.model.set_attn_implementation(previous)
+        return out.cross_attentions[layer][0].float().mean(0)  # (heads, T, S) → (T, S)
+
+    def attention(self, text: str, *, beams: int = 1, max_new_tokens: int | None = None,
+                  layer: int | None = None) -> AttentionMap:
+        """Where each generated token of the answer to ``text`` looked in the source: decoder
+        ``layer``'s cross-attention (default the last; negative counts from the end), head average."""
+        layers = self.model.config.decoder_layers
+        layer = layers - 1 if layer is None else layer
+        if not -layers <= layer < layers:
+            raise MalmoiError("E280", f"--layer {layer} does not exist; this decoder has layers 0 to {layers - 1}")
+        ids = self._encode([text])
+        rows, _ = self._generate(ids, self.settings(beams=beams, max_new_tokens=max_new_tokens), 1.0)
+        answer = rows[0]
+        weights = self.cross_attention(ids[0], answer, layer)
+        shown = answer if answer else [self.codec.eos_id]  # an empty answer: show the step that ended it
+        return AttentionMap(self.codec.pieces(ids[0]), self.codec.pieces(shown), weights[: len(shown)].tolist(),
+                            text, self.codec.decode(answer))
