@@ -1,11 +1,12 @@
-"""Text generation for decoder-only Hugging Face models: greedy, sampling (top-k, top-p,
-temperature), repetition penalty, per-row ``<eos>``, left-padded batches and streaming.
+"""Text generation for Hugging Face models: greedy, sampling (top-k, top-p, temperature),
+repetition penalty, per-row ``<eos>``, left-padded batches and streaming.
 
 Semantics follow ``transformers``' ``generate()``: the same logits processors in the same order,
-``multinomial`` sampling, finished rows filled with the pad token, output = prompt + new tokens.
-GPT-2 models run on ``decoding.GPT2Decoder`` (a lean loop over a preallocated cache, several
-times faster at batch 1 with token-for-token identical greedy output); beam search and every
-other model type go to ``model.generate()``.
+``multinomial`` sampling (so a seed draws what ``torch.manual_seed(seed); model.generate()``
+draws), finished rows filled with the pad token, output = prompt + new tokens. GPT-2 models run
+on ``decoding.GPT2Decoder``, a lean loop over a preallocated cache whose logits equal the
+Hugging Face forward's bit for bit (an inference forward: no dropout, as in eval mode); beam
+search and every other model type (BART included) go to ``model.generate()``.
 
     ids = generate(model, input_ids, max_new_tokens=50, greedy=False, top_k=50, seed=0)
     for piece in generate_text(model, tokenizer, "이 영화는", GenerationSettings(), stream=True):

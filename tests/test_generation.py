@@ -192,6 +192,25 @@ def test_other_model_types_fall_back_to_hf_generate():
     assert torch.equal(torch.cat([ids[0], torch.cat(steps)]), expected[0])
 
 
+def test_encoder_decoder_models_fall_back_to_hf_and_stream_the_decoder_tokens():
+    from transformers import BartConfig, BartForConditionalGeneration
+
+    config = BartConfig(
+        vocab_size=VOCAB, d_model=32, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
+        decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64, max_position_embeddings=64,
+        init_std=0.2, pad_token_id=PAD, bos_token_id=1, eos_token_id=EOS, decoder_start_token_id=EOS,
+    )
+    torch.manual_seed(0)
+    bart = BartForConditionalGeneration(config).eval()
+    ids, _ = prompts(1)
+    settings = GenerationSettings(max_new_tokens=12, greedy=False, top_k=10, seed=3, eos_token_id=[])
+    torch.manual_seed(3)
+    expected = hf(bart, ids, max_new_tokens=12, do_sample=True, top_k=10, top_p=1.0, temperature=1.0, eos_token_id=None)
+    assert torch.equal(generate(bart, ids, settings), expected)
+    steps = list(generate(bart, ids, settings, stream=True))
+    assert torch.equal(torch.cat(steps), expected[0, 1:])  # after the decoder start token
+
+
 @pytest.mark.parametrize(
     "fields, code",
     [
