@@ -66,6 +66,22 @@ def test_logits_equal_hf_forward_through_prefill_and_steps(model):
     torch.testing.assert_close(torch.stack(ours, 1), theirs, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("batch", [1, 5])
+def test_step_logits_are_hf_generates_bit_for_bit(model, batch):
+    from malmoi.generation import _DecodeLoop
+
+    ids, mask = prompts(batch)
+    with torch.inference_mode():
+        out = model.generate(ids, attention_mask=mask, max_new_tokens=8, do_sample=False, eos_token_id=None,
+                             pad_token_id=PAD, output_logits=True, return_dict_in_generate=True)
+    loop = _DecodeLoop(GPT2Decoder(model), model, ids, mask, GenerationSettings(max_new_tokens=8, eos_token_id=[]))
+    ours = []
+    with torch.inference_mode():
+        while loop.advance() is not None:
+            ours.append(loop.logits.clone())
+    assert torch.equal(torch.stack(ours, 1), torch.stack(out.logits, 1))  # the same kernels on the same shapes
+
+
 def test_greedy_equals_hf_generate_at_batch_1(model):
     ids, _ = prompts(1)
     expected = hf(model, ids, max_new_tokens=25, do_sample=False, eos_token_id=None)
