@@ -101,16 +101,21 @@ class TextClassifier:
         from transformers import AutoTokenizer
 
         from .models.classifier import HEAD_FILE, EncoderClassifier
+        from .models.ngram import load_ngram_run
         from .runs import read_meta
 
         run = Path(run)
         meta = read_meta(run)
         if meta.get("task") != "classify":
             raise MalmoiError("E405", f"{run} holds a {meta.get('task')!r} model, not a classifier")
-        if not (run / HEAD_FILE).is_file():
+        ngram = load_ngram_run(run)  # (model, featurizer) of an n-gram preset's run, else None
+        if ngram is not None:
+            model, tokenizer = ngram
+        elif not (run / HEAD_FILE).is_file():
             raise MalmoiError("E406", f"{run} has no trained model yet (training did not finish; use --resume)")
-        model = EncoderClassifier.load(run)
-        tokenizer = AutoTokenizer.from_pretrained(run)
+        else:
+            model = EncoderClassifier.load(run)
+            tokenizer = AutoTokenizer.from_pretrained(run)
         labels = meta["labels"]
         if len(labels) != model.num_labels:
             raise MalmoiError("E407", f"{run}: malmoi.json lists {len(labels)} labels, the model has {model.num_labels}")

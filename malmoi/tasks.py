@@ -111,6 +111,10 @@ class ClassifyOptions(LoopOptions):
     """Fraction of the training data held out (per class) when there is no ``valid`` file."""
     preset: str | None = None
     """Model preset trained from scratch (``bert-mini`` when neither this nor ``pretrained`` is given)."""
+    batch_size: int | None = None
+    """Examples per batch; None takes the preset's choice (``TrainArgs``' 32 for transformers)."""
+    epochs: int | None = None
+    """Passes over the training data; None takes the preset's choice (``TrainArgs``' 3 for transformers)."""
     pretrained: str | os.PathLike | None = None
     """A local Hugging Face encoder folder to fine-tune (its tokenizer comes along)."""
     tokenizer: str | os.PathLike | None = None
@@ -132,9 +136,21 @@ class ClassifyOptions(LoopOptions):
     """Fine-tuning a pretrained encoder wants the usual small one."""
 
     def default_lr(self) -> float:
-        return self.LR_PRETRAINED if self.pretrained else self.LR_SCRATCH
+        if self.pretrained:
+            return self.LR_PRETRAINED
+        return self._preset_training().get("lr", self.LR_SCRATCH)
+
+    def _preset_training(self) -> dict:
+        """Loop settings the preset was tuned with (n-gram presets); unknown presets fail later, clearly."""
+        from .models.presets import PRESETS, preset_training
+
+        name = self.preset or (None if self.pretrained else self.DEFAULT_PRESET)
+        return preset_training(name) if name in PRESETS else {}
 
     def __post_init__(self) -> None:
+        for name in ("batch_size", "epochs"):
+            if getattr(self, name) is None:
+                setattr(self, name, self._preset_training().get(name, getattr(TrainArgs, name)))
         super().__post_init__()
         if self.preset and self.pretrained:
             raise MalmoiError("E228", "give either --preset or --pretrained, not both")
@@ -285,8 +301,11 @@ class ClassifyTask:
     Options = ClassifyOptions
 
     def build_tokenizer(self, opts: ClassifyOptions, texts: Sequence[str], say: Say):
+        from .models.ngram import featurizer_for_preset, is_ngram_preset
         from .text.subword import load_tokenizer, train_tokenizer
 
+        if is_ngram_preset(opts.preset):  # n-gram presets read hashed n-grams instead of subword tokens
+            return featurizer_for_preset(opts.preset, opts.model_overrides)
         if opts.tokenizer is not None:
             return load_tokenizer(opts.tokenizer)
         if opts.pretrained is not None:
@@ -296,8 +315,11 @@ class ClassifyTask:
 
     def build_model(self, opts: ClassifyOptions, tokenizer, num_labels: int):
         from .models.classifier import EncoderClassifier
+        from .models.ngram import classifier_for_preset, is_ngram_preset
         from .models.presets import max_positions
 
+        if is_ngram_preset(opts.preset):
+            return classifier_for_preset(opts.preset, len(tokenizer), num_labels, opts.dropout, opts.model_overrides)
         if opts.pretrained is not None:
             model = EncoderClassifier.from_pretrained_encoder(opts.pretrained, num_labels, opts.dropout)
             if model.encoder.config.vocab_size < len(tokenizer):
@@ -368,6 +390,7 @@ class ClassifyTask:
         """(out, tokenizer, model): create or reopen the run directory; only the main process writes,
         and only once the tokenizer and the model are known to build."""
         from .runs import prepare_out, write_meta
+        from .text.ngrams import NgramFeaturizer, is_featurizer_folder
         from .text.subword import load_tokenizer
 
         state = process_state()
@@ -379,7 +402,7 @@ class ClassifyTask:
                 if state.is_main_process:
                     prepare_out(out, True)
                 opts = self._resumed_options(opts, out, data) if resume else opts
-                tokenizer = load_tokenizer(out)
+                tokenizer = NgramFeaturizer.from_pretrained(out) if is_featurizer_folder(out) else load_tokenizer(out)
                 return out, tokenizer, self.build_model(opts, tokenizer, len(data.labels)), resume
             fresh = not out.exists()
             prepare_out(out, opts.resume and not restarted)  # refuses an existing run, or --resume of a missing one
@@ -397,14 +420,23 @@ class ClassifyTask:
     def train(self, opts: ClassifyOptions, say: Say = stderr_say) -> TrainResult:
         from .data.batching import PadCollator
         from .data.datasets import ClassificationDataset
+        from .models.ngram import NgramDataset
         from .runs import read_meta, write_meta
+        from .text.ngrams import NgramFeaturizer
         from .training import fit
 
         started = time.monotonic()
         data = read_classify_data(opts, say)
         out, tokenizer, model, resume = self._prepare_run(opts, data, say)
-        train_set = ClassificationDataset(data.train_texts, data.train_ids, tokenizer, max_length=opts.max_length)
-        valid_set = ClassificationDataset(data.valid_texts, data.valid_ids, tokenizer, max_length=opts.max_length)
+        if isinstance(tokenizer, NgramFeaturizer):  # n-gram presets: hashed n-gram rows, featurized once
+            train_set = NgramDataset(tokenizer, data.train_texts, data.train_ids)
+            valid_set = NgramDataset(tokenizer, data.valid_texts, data.valid_ids)
+            say(f"featurized {len(train_set) + len(valid_set)} texts into n-grams in "
+                f"{train_set.seconds + valid_set.seconds:.1f} s (Kiwi morphemes "
+                f"{train_set.encoded.morpheme_seconds + valid_set.encoded.morpheme_seconds:.1f} s)")
+        else:
+            train_set = ClassificationDataset(data.train_texts, data.train_ids, tokenizer, max_length=opts.max_length)
+            valid_set = ClassificationDataset(data.valid_texts, data.valid_ids, tokenizer, max_length=opts.max_length)
         say(f"{len(train_set)} training and {len(valid_set)} validation examples, "
             f"{len(data.labels)} classes: {', '.join(data.labels)}")
 

@@ -30,16 +30,19 @@ def classify(
     valid: Optional[Path] = typer.Option(None, "--valid", help="Validation file with the same columns."),
     valid_split: float = typer.Option(0.1, "--valid-split", help="Without --valid: fraction of each class held out."),
     preset: Optional[str] = typer.Option(None, "--preset", help="Model trained from scratch: bert-tiny, bert-mini "
-                                                               "(default)."),
+                                                               "(default), ngram (hashed n-grams, fastest and most "
+                                                               "accurate on CPU)."),
     pretrained: Optional[Path] = typer.Option(None, "--pretrained", help="Local Hugging Face encoder folder to "
                                                                          "fine-tune (its tokenizer comes along)."),
     tokenizer: Optional[Path] = typer.Option(None, "--tokenizer", help="Tokenizer folder; without it WordPiece is "
                                                                        "trained on the training texts."),
     vocab_size: int = typer.Option(8000, "--vocab-size", help="Vocabulary of the WordPiece tokenizer trained here."),
-    epochs: int = typer.Option(3, "--epochs", help="Passes over the training data."),
-    batch_size: int = typer.Option(32, "--batch-size", help="Examples per batch."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Passes over the training data [default: the "
+                                                                "preset's; 3 for transformers]."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Examples per batch [default: the preset's; "
+                                                                       "32 for transformers]."),
     lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate [default: 5e-4 from scratch, "
-                                                          "5e-5 pretrained]."),
+                                                          "5e-5 pretrained, the preset's for ngram]."),
     max_length: int = typer.Option(128, "--max-length", help="Tokens per text; longer texts are truncated."),
     time_budget: str = typer.Option("0", "--time-budget", help="Stop after this long: 90s, 10m, 1h (0 = no limit)."),
     eval_every: int = typer.Option(0, "--eval-every", help="Evaluate every N steps (0 = each epoch)."),

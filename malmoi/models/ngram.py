@@ -163,3 +163,60 @@ class NgramDataset:
         if self.labels is not None:
             item["labels"] = self.labels[i]
         return item
+
+
+# ------------------------------------------------------------------------------------- presets
+
+
+def is_ngram_preset(name: str | None) -> bool:
+    """Whether ``name`` is one of the n-gram presets in ``presets.PRESETS``."""
+    from .presets import PRESETS
+
+    return name in PRESETS and PRESETS[name].model_type == "ngram"
+
+
+def _split_overrides(overrides: dict | None) -> tuple[dict, dict]:
+    """(featurizer settings, model settings) from one ``model_overrides`` dict."""
+    from ..text.ngrams import NgramConfig
+
+    features, model = {}, {}
+    model_fields = set(NgramClassifierConfig.__dataclass_fields__) - {"num_embeddings", "num_labels"}
+    for key, value in (overrides or {}).items():
+        if key in NgramConfig.__dataclass_fields__:
+            features[key] = value
+        elif key in model_fields:
+            model[key] = value
+        else:
+            raise MalmoiError("E451", f"unknown n-gram model setting {key!r}")
+    return features, model
+
+
+def featurizer_for_preset(name: str, overrides: dict | None = None):
+    """The featurizer a preset trains on (``overrides`` may change its settings, e.g. ``buckets``)."""
+    from ..text.ngrams import NgramConfig, NgramFeaturizer
+    from .presets import get_preset
+
+    features = {**get_preset(name).config["features"], **_split_overrides(overrides)[0]}
+    return NgramFeaturizer(NgramConfig.from_dict(features))
+
+
+def classifier_for_preset(name: str, num_embeddings: int, num_labels: int, dropout: float | None = None,
+                          overrides: dict | None = None) -> NgramClassifier:
+    """A freshly initialised ``NgramClassifier`` of a preset's sizes."""
+    from .presets import get_preset
+
+    settings = {**get_preset(name).config["model"], **_split_overrides(overrides)[1]}
+    if dropout is not None:
+        settings["dropout"] = dropout
+    return NgramClassifier(NgramClassifierConfig(num_embeddings=num_embeddings, num_labels=num_labels, **settings))
+
+
+def load_ngram_run(run: str | os.PathLike):
+    """(model, featurizer) of a run directory trained with an n-gram preset, or None for other runs."""
+    from ..text.ngrams import NgramFeaturizer, is_featurizer_folder
+
+    if not is_featurizer_folder(run):
+        return None
+    if not is_ngram_model_folder(run):
+        raise MalmoiError("E406", f"{run} has no trained model yet (training did not finish; use --resume)")
+    return NgramClassifier.load(run), NgramFeaturizer.from_pretrained(run)

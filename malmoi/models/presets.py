@@ -10,6 +10,10 @@ vocabulary size and the special-token ids come from the tokenizer at build time
 | bert-mini | BERT    | 4         | 256   | 4     | 1024 | ~7.4 M             |
 | gpt-mini  | GPT-2   | 4         | 256   | 4     | 1024 | ~7.4 M             |
 | bart-mini | BART    | 3 + 3     | 256   | 4     | 1024 | ~9.9 M             |
+
+N-gram classifiers (``models/ngram.py``) are a malmoi family of their own: ``features`` holds the
+featurizer's ``NgramConfig`` (``text/ngrams.py``), ``model`` the ``NgramClassifierConfig`` and
+``train`` the loop settings they were tuned with on NSMC, used where the caller leaves them out.
 """
 from __future__ import annotations
 
@@ -67,6 +71,25 @@ PRESETS: dict[str, Preset] = {
         ),
     ]
 }
+
+
+# n-gram presets: hashed character / word / morpheme n-grams → mean embedding → linear
+NGRAM_PRESETS = [
+    Preset(
+        "ngram", "ngram",
+        dict(features=dict(buckets=1 << 20, chars=(1, 4), joined=(2, 4), words=(1, 2), morphemes=(1, 3),
+                           tagged=(1, 2)),
+             model=dict(dim=32, hidden=0, ngram_dropout=0.3, dropout=0.0),
+             train=dict(lr=1e-2, batch_size=256, epochs=2)),
+        "hashed character, word and Kiwi-morpheme n-grams, fastText-style: the most accurate in 10 CPU minutes",
+    ),
+]
+PRESETS.update({p.name: p for p in NGRAM_PRESETS})
+
+
+def preset_training(name: str) -> dict[str, Any]:
+    """Loop settings a preset was tuned with (``lr``, ``batch_size``, ``epochs``); empty for most."""
+    return dict(get_preset(name).config.get("train", {}))
 
 
 def get_preset(name: str) -> Preset:

@@ -125,3 +125,38 @@ def test_learns_a_tiny_korean_set_through_fit(tmp_path):
     unseen = featurizer(["진짜 재밌다 최고", "진짜 지루하다 최악"], return_tensors="pt")
     probs = model(**unseen).logits.softmax(-1)
     assert probs[0, 1] > 0.8 and probs[1, 0] > 0.8
+
+
+def test_ngram_preset_through_the_classify_task(tmp_path):
+    """`malmoi train classify --preset ngram`: a run directory that loads and predicts like the model in memory."""
+    import malmoi
+    from malmoi.text.ngrams import is_featurizer_folder
+
+    data = tmp_path / "train.tsv"
+    rows = [(t, "pos") for t in POSITIVE] + [(t, "neg") for t in NEGATIVE]
+    data.write_text("document\tlabel\n" + "".join(f"{t}\t{y}\n" for t, y in rows * 3), encoding="utf-8")
+    result = malmoi.train(task="classify", data=data, text="document", label="label", out=tmp_path / "run",
+                          preset="ngram", valid=data, epochs=20, batch_size=8, progress=False,
+                          model_overrides=dict(buckets=1 << 12, dim=8), say=lambda m: None)
+    run = tmp_path / "run"
+    assert is_ngram_model_folder(run) and is_featurizer_folder(run)
+    assert result.metrics["accuracy"] == 1.0
+    classifier = malmoi.load(run)
+    unseen = ["진짜 재밌다 최고", "진짜 지루하다 최악"]
+    assert [p.label for p in classifier.predict(unseen)] == ["pos", "neg"]
+    again = malmoi.load(run)
+    assert (classifier.predict_proba(unseen) == again.predict_proba(unseen)).all()
+
+
+def test_ngram_preset_supplies_its_training_settings(tmp_path):
+    from malmoi.models.presets import preset_training
+    from malmoi.tasks import ClassifyOptions
+
+    opts = ClassifyOptions(data="x.tsv", text="t", label="y", out=tmp_path / "r", preset="ngram")
+    tuned = preset_training("ngram")
+    assert (opts.lr, opts.batch_size, opts.epochs) == (tuned["lr"], tuned["batch_size"], tuned["epochs"])
+    mine = ClassifyOptions(data="x.tsv", text="t", label="y", out=tmp_path / "r", preset="ngram", lr=0.5,
+                           batch_size=7, epochs=1)
+    assert (mine.lr, mine.batch_size, mine.epochs) == (0.5, 7, 1)
+    bert = ClassifyOptions(data="x.tsv", text="t", label="y", out=tmp_path / "r", preset="bert-mini")
+    assert (bert.batch_size, bert.epochs, bert.lr) == (32, 3, ClassifyOptions.LR_SCRATCH)
