@@ -369,8 +369,6 @@ class LMGenerator:
     def generate(self, texts: str | Sequence[str], *, beams: int = 1, max_new_tokens: int | None = None,
                  **options) -> list[Answer]:
         """One ``Answer`` (the continuation) per prompt; ``options`` as in ``settings``."""
-        import torch
-
         from .generation import continuation, encode_prompt, generate
 
         texts = [texts] if isinstance(texts, str) else list(texts)
