@@ -217,6 +217,9 @@ class Seq2SeqOptions(LoopOptions):
     """Validation questions answered in the log after each evaluation."""
     model_overrides: dict[str, Any] = field(default_factory=dict)
     """Preset fields to replace (e.g. ``hidden=32`` in tests)."""
+    num_threads: int = 1
+    """Torch CPU threads. An LSTM decoder runs one small step at a time, which a second thread
+    barely speeds up, while on a busy machine spinning threads slowed training 10× (0 = torch's default)."""
 
     LR: ClassVar[float] = 2e-3
 
@@ -466,7 +469,8 @@ class Seq2SeqTask:
         train_set = dataset(data.train_sources, data.train_targets)
         valid_set = dataset(data.valid_sources, data.valid_targets)
         say(f"{len(train_set)} training and {len(valid_set)} validation pairs; {opts.preset} "
-            f"({model.config.attention} attention), {model.num_parameters():,} parameters, "
+            f"({'no' if model.config.attention == 'none' else model.config.attention} attention), "
+            f"{model.num_parameters():,} parameters, "
             f"{codec.vocab_size} {opts.units} tokens")
         shown: list[tuple[str, str]] = []
         evaluate = make_evaluate(codec, data.valid_sources[: opts.eval_samples], opts.max_source_length, shown)
