@@ -217,9 +217,10 @@ class Seq2SeqOptions(LoopOptions):
     """Validation questions answered in the log after each evaluation."""
     model_overrides: dict[str, Any] = field(default_factory=dict)
     """Preset fields to replace (e.g. ``hidden=32`` in tests)."""
-    num_threads: int = 1
-    """Torch CPU threads. An LSTM decoder runs one small step at a time, which a second thread
-    barely speeds up, while on a busy machine spinning threads slowed training 10× (0 = torch's default)."""
+    num_threads: int | None = None
+    """Torch CPU threads; None: 1 for LSTM presets, torch's default (0) for transformers. An LSTM
+    decoder runs one small step at a time, which a second thread barely speeds up, while on a busy
+    machine spinning threads slowed LSTM training 20×."""
 
     LR: ClassVar[float] = 2e-3
 
@@ -228,6 +229,8 @@ class Seq2SeqOptions(LoopOptions):
         return family.LR if family is not None else self.LR
 
     def __post_init__(self) -> None:
+        if self.num_threads is None:
+            self.num_threads = 0 if transformer_family(self.preset) is not None else 1
         super().__post_init__()
         from .models.lstm import PRESETS
 

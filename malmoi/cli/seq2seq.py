@@ -44,8 +44,9 @@ def seq2seq(
     grad_accum: int = typer.Option(1, "--grad-accum", help="Batches per optimizer step."),
     bf16: bool = typer.Option(False, "--bf16", help="bfloat16 autocast."),
     seed: int = typer.Option(42, "--seed", help="Seed for weights, data order and the validation split."),
-    threads: int = typer.Option(1, "--threads", help="Torch CPU threads (0 = torch's default); the step-by-step "
-                                                     "LSTM gains little from more."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="Torch CPU threads (0 = torch's default) "
+                                                               "[default: 1 for LSTM presets, which gain little "
+                                                               "from more; 0 for bart-mini]."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
 ) -> None:
