@@ -1,6 +1,7 @@
 """Korean chatbot: LSTM seq2seq without attention vs with attention, same data, same budget.
 
     .venv/bin/python benchmarks/chatbot.py --time-budget 10m
+    .venv/bin/python benchmarks/chatbot.py --presets lstm-bahdanau,bart-mini --time-budget 5m   # vs the transformer
 
 Trains each preset with ``malmoi.train(task="seq2seq")`` on ../shared/data/chatbot/chatbot.csv
 (Q → A), holding out the same 10% of the pairs (same seed) for validation, and reports the
@@ -24,7 +25,8 @@ OUT = ROOT / "benchmarks" / "out"
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--presets", default="lstm,lstm-bahdanau", help="comma-separated seq2seq presets")
+    parser.add_argument("--presets", default="lstm,lstm-bahdanau",
+                        help="comma-separated seq2seq presets (lstm, lstm-bahdanau, lstm-luong, bart-mini)")
     parser.add_argument("--time-budget", default="10m", help="training time per preset (90s, 10m …)")
     parser.add_argument("--units", default="subword", help="subword, morphemes, words or chars")
     parser.add_argument("--vocab-size", type=int, default=8000)

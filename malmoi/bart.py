@@ -70,8 +70,9 @@ class BartSeq2SeqTask:
     hands ``--preset bart-mini`` runs here through ``seq2seq.TRANSFORMER_FAMILIES``)."""
 
     name = "seq2seq"
-    LR: ClassVar[float] = 5e-4
-    """Post-norm transformers trained from scratch diverge at the LSTM's 2e-3; 5e-4 with warmup trains."""
+    LR: ClassVar[float] = 1e-3
+    """Half the LSTM's step: on the chatbot data, 5 minutes at 1e-3 reach a validation loss of 3.32,
+    at 5e-4 3.80 (a small post-norm transformer from random weights, with warmup)."""
 
     def check(self, opts: Seq2SeqOptions) -> None:
         if opts.units != "subword":

@@ -308,7 +308,7 @@ def test_default_learning_rate_follows_the_family(data, tmp_path):
     from malmoi.seq2seq import Seq2SeqOptions
 
     common = dict(data=data["pairs"], source="Q", target="A", out=tmp_path / "run")
-    assert Seq2SeqOptions(preset="bart-mini", **common).lr == 5e-4
+    assert Seq2SeqOptions(preset="bart-mini", **common).lr == 1e-3
     assert Seq2SeqOptions(preset="lstm-bahdanau", **common).lr == 2e-3
 
 
