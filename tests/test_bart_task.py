@@ -242,11 +242,23 @@ def test_cli_generate_prints_answers(trained, capsys):
     assert code == 0 and [(r["source"], r["text"]) for r in rows] == [PAIRS[1], PAIRS[3]]
 
 
+def test_cli_generate_samples_and_streams(trained, generator, capsys):
+    run = trained[0].run
+    code, out, err = run_cli(capsys, "generate", run, "배고파", "--top-k", "5", "--temperature", "1.5", "--seed", "3")
+    assert code == 0, err
+    assert out == generator.generate(["배고파"], top_k=5, temperature=1.5, seed=3)[0].text + "\n"
+    code, out, err = run_cli(capsys, "generate", run, "배고파", "--stream")
+    assert code == 0 and out == "맛있는 거 드세요\n", err
+    code, out, err = run_cli(capsys, "generate", run, "배고파", "--greedy", "--json")
+    assert code == 0 and json.loads(out)[0]["text"] == "맛있는 거 드세요", err
+
+
 @pytest.mark.parametrize("argv,code", [
     (["generate", "{run}", ""], "E421"),                     # empty input
     (["generate", "{run}", "   "], "E421"),
     (["generate", "{run}", "말 " * 80], "E423"),             # longer than --max-source-length (64)
     (["generate", "{run}", "배고파", "--beams", "0"], "E224"),
+    (["generate", "{run}", "배고파", "--greedy", "--top-p", "0.9"], "E274"),
     (["attention", "{run}", "배고파", "--out", "{tmp}/a.png", "--layer", "3"], "E280"),
 ])
 def test_cli_errors_are_one_line_without_a_traceback(trained, tmp_path, capsys, argv, code):

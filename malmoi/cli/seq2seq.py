@@ -88,22 +88,31 @@ def generate(
     texts: List[str] = typer.Argument(..., help="Input texts."),
     beams: int = typer.Option(1, "--beams", help="Beam width (1 = greedy)."),
     max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens", help="Most tokens generated "
-                                                                              "[default: the model's]."),
+                                                                              "(default: the model's)."),
+    greedy: bool = typer.Option(False, "--greedy", help="Always pick the most likely token (the default "
+                                                        "without sampling options)."),
+    top_k: Optional[int] = typer.Option(None, "--top-k", help="Sample among the k most likely tokens."),
+    top_p: Optional[float] = typer.Option(None, "--top-p", help="Sample from the smallest set of tokens whose "
+                                                                "probability reaches p."),
+    temperature: Optional[float] = typer.Option(None, "--temperature", help="Sample with logits divided by T."),
+    repetition_penalty: Optional[float] = typer.Option(None, "--repetition-penalty", help="Penalise tokens "
+                                                                                          "already generated."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed for sampling: same seed, same text."),
+    stream: bool = typer.Option(False, "--stream", help="Print the text as it is generated."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON: text, tokens, score per input."),
 ) -> None:
-    """Generate one output per input text with a trained run (greedy, or beam search with --beams).
+    """Generate one output per input text with a trained run: greedy, beam search (--beams) or, for
+    transformer runs, sampling (--top-k / --top-p / --temperature) and --stream.
 
     Example: malmoi generate runs/chat "오늘 날씨 어때?" "배고파" --beams 4
     """
     from ..generators import load_generator
+    from .lm import print_generations
 
     _check_beams(beams)
-    answers = load_generator(run).generate(texts, beams=beams, max_new_tokens=max_new_tokens)
-    if as_json:
-        print(json.dumps([a.__dict__ for a in answers], ensure_ascii=False))
-        return
-    for a in answers:
-        print(a.text if len(answers) == 1 else f"{a.source}\t{a.text}")
+    print_generations(load_generator(run), texts, beams=beams, max_new_tokens=max_new_tokens, greedy=greedy,
+                      top_k=top_k, top_p=top_p, temperature=temperature, repetition_penalty=repetition_penalty,
+                      seed=seed, stream=stream, as_json=as_json)
 
 
 @app.command(short_help="Talk to a trained run: malmoi chat runs/chat")
