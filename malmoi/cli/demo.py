@@ -45,12 +45,14 @@ def demo(
 
     Example: malmoi demo --time-budget 60s --out runs/demo
     """
+    from .train import passive_openmp, summary_line
+
+    passive_openmp()
     from rich.console import Console
     from rich.table import Table
 
     from ..data.samples import sample_path
     from ..tasks import load, train
-    from .train import summary_line
 
     console = Console()
     data = sample_path("reviews")

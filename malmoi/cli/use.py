@@ -12,6 +12,9 @@ from . import app
 
 
 def _classifier(run: Path):
+    from .train import passive_openmp
+
+    passive_openmp()
     from ..runs import read_meta
     from ..tasks import load
 
