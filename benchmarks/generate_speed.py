@@ -10,6 +10,10 @@ tokens). Each round runs, one after the other so that they share the machine's l
   * ``malmoi.generation.generate`` (preallocated cache, lean GPT-2 forward).
 Every malmoi output is checked token for token against ``generate()``'s. Reported: median
 tokens/s over the rounds and the median of the per-round ratios. torch threads = 2.
+
+For scale, each round also times the bare arithmetic of a decode step: the 16 layer matmuls and
+the vocabulary projection on the model's own weights, nothing else ("matmul floor"). At batch 1
+these weights (29 MB) stream from memory every step, so no decode loop can beat that column.
 """
 from __future__ import annotations
 
@@ -67,8 +71,22 @@ def run_batch(model, batch: int, new_tokens: int, rounds: int, prompt_len: int, 
     def ours(n: int = new_tokens):
         return generate(model, ids, attention_mask=mask, max_new_tokens=n, eos_token_id=[], pad_token_id=0)
 
+    layers = [(b.attn.c_attn, b.attn.c_proj, b.mlp.c_fc, b.mlp.c_proj) for b in model.transformer.h]
+    head = model.lm_head.weight
+
+    def floor(n: int = new_tokens):
+        x = torch.zeros(batch, model.config.n_embd)
+        with torch.inference_mode():
+            for _ in range(n):
+                for qkv, out, fc, proj in layers:
+                    torch.addmm(qkv.bias, x, qkv.weight)
+                    torch.addmm(out.bias, x, out.weight)
+                    h = torch.addmm(fc.bias, x, fc.weight)
+                    torch.addmm(proj.bias, h, proj.weight)
+                torch.nn.functional.linear(x, head)
+
     hf(True, 5), ours(5)  # warm up allocator and kernels
-    times: dict[str, list[float]] = {"hf": [], "hf_no_cache": [], "malmoi": []}
+    times: dict[str, list[float]] = {"hf": [], "hf_no_cache": [], "malmoi": [], "floor": []}
     identical = True
     for _ in range(rounds):
         expected, t = timed(lambda: hf(True))
@@ -80,6 +98,7 @@ def run_batch(model, batch: int, new_tokens: int, rounds: int, prompt_len: int, 
         got, t = timed(ours)
         times["malmoi"].append(t)
         identical &= torch.equal(got, expected)
+        times["floor"].append(timed(floor)[1])
     tokens = batch * new_tokens
     result = {"batch": batch, "identical": bool(identical)}
     for name, ts in times.items():
@@ -120,12 +139,13 @@ def main() -> None:
         return
     print(f"GPT-2 4x256, vocab 16000, greedy, {args.new_tokens} new tokens, torch threads {args.threads}, "
           f"median of {args.rounds} rounds (tokens/s)")
-    print(f"{'batch':>5} {'HF generate':>12} {'HF no cache':>12} {'malmoi':>10} {'x HF':>7} {'x no cache':>11} identical")
+    print(f"{'batch':>5} {'HF generate':>12} {'HF no cache':>12} {'malmoi':>10} {'matmul floor':>13} "
+          f"{'x HF':>7} {'x no cache':>11} identical")
     for r in results:
         print(
             f"{r['batch']:>5} {r['hf_tokens_per_s']:>12} {r.get('hf_no_cache_tokens_per_s', '-'):>12} "
-            f"{r['malmoi_tokens_per_s']:>10} {r['malmoi_over_hf']:>7} {r.get('malmoi_over_hf_no_cache', '-'):>11} "
-            f"{r['identical']}"
+            f"{r['malmoi_tokens_per_s']:>10} {r['floor_tokens_per_s']:>13} {r['malmoi_over_hf']:>7} "
+            f"{r.get('malmoi_over_hf_no_cache', '-'):>11} {r['identical']}"
         )
 
 
