@@ -141,8 +141,9 @@ def test_loss_falls_on_a_corpus_it_can_overfit(pretrained):
     losses = train_losses(pretrained.run)
     assert len(losses) >= 10
     assert sum(losses[-3:]) / 3 < 0.25 * sum(losses[:3]) / 3
-    # held-out lines are copies of training lines here; guessing would score ln(120) = 4.8
-    assert pretrained.metrics["loss"] < 2.0 and pretrained.metrics["accuracy"] > 0.5
+    # held-out lines are copies of training lines here; guessing would score ln(120) = 4.8 and
+    # 1% accuracy. Only ~20 tokens are masked in validation, so the accuracy bound leaves room for noise.
+    assert pretrained.metrics["loss"] < 2.0 and pretrained.metrics["accuracy"] > 0.3
     assert pretrained.stopped_by == "epochs"
 
 
