@@ -319,7 +319,7 @@ class ClassifyTask:
         from .models.presets import max_positions
 
         if is_ngram_preset(opts.preset):
-            return classifier_for_preset(opts.preset, len(tokenizer), num_labels, opts.dropout, opts.model_overrides)
+            return classifier_for_preset(opts.preset, tokenizer, num_labels, opts.dropout, opts.model_overrides)
         if opts.pretrained is not None:
             model = EncoderClassifier.from_pretrained_encoder(opts.pretrained, num_labels, opts.dropout)
             if model.encoder.config.vocab_size < len(tokenizer):

@@ -1,12 +1,21 @@
-"""NgramClassifier: a fastText-style bag of hashed n-grams → mean embedding → (hidden layer) → linear.
+"""NgramClassifier: fastText-style bags of hashed n-grams → pooled embedding → (hidden layer) → linear.
 
-    input_ids (B, T) ─► n-gram dropout ─► embedding bag, mean over non-padding ids (B, D)
-                     ─► [linear (D, H) ─► ReLU] ─► dropout ─► linear ─► logits (B, C)
+    input_ids (B, T) ─► n-gram dropout ─► embeddings (B, T, D)
+                     ─► pool over non-padding n-grams: mean (B, D) | attention, K heads (B, K·D)
+                     ─► [linear ─► ReLU] ─► dropout ─► linear ─► logits (B, C)
 
 The ids come from ``text/ngrams.py`` (character, word and morpheme n-grams hashed into
-``num_embeddings - 1`` buckets; 0 is padding). With no hidden layer the model is linear in the
-n-gram counts, like logistic regression on normalised term frequencies, but it trains through
-the same loop as every other model and shares the embedding across n-gram kinds.
+``num_embeddings - 1`` buckets; 0 is padding). With mean pooling and no hidden layer the model
+is fastText: linear in the n-gram frequencies, like logistic regression. ``groups`` > 1 (kinds
+told apart by id) averages each kind on its own, so a text's many character n-grams do not
+drown its few words and morphemes. Attention pooling lets each head weigh a text's n-grams by a
+learned score of their embedding (a softmax within each kind), so a few telling n-grams
+(``노잼``, ``최악``) are not averaged away among a long review's hundreds of neutral ones.
+
+``pooling="mean+attention"`` builds one member per pooling, each with its own embedding table
+and head, trained side by side on the same batches (the loss is the mean of the members'
+losses); the prediction is the mean of their probabilities, returned as log-probabilities.
+Differently pooled members make different mistakes, so the pair beats either alone.
 
 Saved as ``model.safetensors`` + ``ngram_model.json`` (the constructor's arguments); loading calls
 the constructor again and gives identical logits.
@@ -14,6 +23,7 @@ the constructor again and gives identical logits.
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -29,6 +39,7 @@ from ..errors import MalmoiError
 CONFIG_FILE = "ngram_model.json"
 WEIGHTS_FILE = "model.safetensors"
 FORMAT = "malmoi.NgramClassifier"
+POOLINGS = ("mean", "attention")
 
 
 @dataclass
@@ -36,17 +47,28 @@ class NgramClassifierConfig:
     """Sizes of an ``NgramClassifier`` (saved as ``ngram_model.json``)."""
 
     num_embeddings: int
-    """Rows of the embedding table: the featurizer's buckets + 1 (row 0 is padding)."""
+    """Rows of each embedding table: the featurizer's buckets + 1 (row 0 is padding)."""
     num_labels: int = 2
     """Classes."""
     dim: int = 64
     """Width of an n-gram embedding."""
     hidden: int = 0
-    """Width of a ReLU layer between the mean embedding and the output (0 = none: a linear model)."""
+    """Width of a ReLU layer between the pooled embedding and the output (0 = none)."""
+    groups: int = 1
+    """N-gram kinds told apart by id (``(id - 1) % groups``, as ``NgramConfig.separate_kinds`` hashes
+    them); each kind is pooled on its own and the kinds' vectors are added."""
+    pooling: str = "mean"
+    """``mean``, ``attention``, or several joined by ``+`` (one member each, ensembled)."""
+    heads: int = 1
+    """Attention heads: each has its own learned scoring vector."""
     ngram_dropout: float = 0.0
-    """Fraction of a text's n-grams dropped at random in training (the rest are averaged)."""
+    """Fraction of a text's n-grams dropped at random in training (the rest are pooled)."""
     dropout: float = 0.0
     """Dropout on the pooled vector (and the hidden layer)."""
+
+    @property
+    def members(self) -> list[str]:
+        return self.pooling.split("+")
 
     def __post_init__(self) -> None:
         if self.num_embeddings < 2:
@@ -55,52 +77,105 @@ class NgramClassifierConfig:
             raise MalmoiError("E402", f"a classifier needs at least 2 labels, got {self.num_labels}")
         if self.dim < 1 or self.hidden < 0:
             raise MalmoiError("E451", f"dim must be ≥ 1 and hidden ≥ 0, got {self.dim} and {self.hidden}")
+        if not self.members or any(m not in POOLINGS for m in self.members):
+            raise MalmoiError("E451", f"pooling must be {' or '.join(POOLINGS)}, or several joined by '+', "
+                                      f"got {self.pooling!r}")
+        if self.groups < 1:
+            raise MalmoiError("E451", f"groups must be ≥ 1, got {self.groups}")
+        if self.heads < 1:
+            raise MalmoiError("E451", f"heads must be ≥ 1, got {self.heads}")
         for name in ("ngram_dropout", "dropout"):
             if not 0 <= getattr(self, name) < 1:
                 raise MalmoiError("E451", f"{name} must be in [0, 1), got {getattr(self, name)}")
 
 
-class NgramClassifier(nn.Module):
-    """Mean of n-gram embeddings, an optional ReLU layer, and a linear output; loss only with labels."""
+class NgramBag(nn.Module):
+    """One member: an embedding table pooled one way, an optional ReLU layer, a linear head."""
 
-    def __init__(self, config: NgramClassifierConfig):
+    def __init__(self, config: NgramClassifierConfig, pooling: str):
         super().__init__()
-        self.config = config
-        self.embed = nn.EmbeddingBag(config.num_embeddings, config.dim, mode="mean", padding_idx=0)
+        self.config, self.pooling = config, pooling
+        if pooling == "mean":
+            # a weighted sum: 1 / (n-grams of the kind) per n-gram is the per-kind mean
+            self.embed = nn.EmbeddingBag(config.num_embeddings, config.dim, mode="sum", padding_idx=0)
+            self.score = None
+            width = config.dim
+        else:
+            self.embed = nn.Embedding(config.num_embeddings, config.dim, padding_idx=0)
+            self.score = nn.Linear(config.dim, config.heads)  # one scoring vector per head
+            nn.init.zeros_(self.score.weight)  # start as the mean
+            nn.init.zeros_(self.score.bias)
+            width = config.dim * config.heads
         # fastText's start: small random n-gram vectors, an output layer at zero
         nn.init.uniform_(self.embed.weight, -1.0 / config.dim, 1.0 / config.dim)
         with torch.no_grad():
             self.embed.weight[0].zero_()
-        width = config.dim
         self.hidden = None
         if config.hidden:
-            self.hidden = nn.Linear(config.dim, config.hidden)
+            self.hidden = nn.Linear(width, config.hidden)
             width = config.hidden
         self.dropout = nn.Dropout(config.dropout)
         self.head = nn.Linear(width, config.num_labels)
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
 
+    def pooled(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """(B, D) mean or (B, K·D) attention-pooled embedding of each row's non-padding ids
+        (zeros for an empty row)."""
+        if self.training and self.config.ngram_dropout:
+            drop = torch.rand(input_ids.shape, device=input_ids.device) < self.config.ngram_dropout
+            input_ids = input_ids.masked_fill(drop, 0)  # padding id: left out of the pooling
+        keep = input_ids != 0  # (B, T)
+        groups = self.config.groups
+        kind = (input_ids - 1).remainder(groups)  # (B, T); padding falls in some group but is masked
+        if self.score is None:
+            counts = torch.zeros(len(input_ids), groups, device=input_ids.device).scatter_add_(
+                1, kind, keep.float())  # (B, G) n-grams of each kind
+            weights = keep / counts.gather(1, kind).clamp_min(1)  # (B, T)
+            return self.embed(input_ids, per_sample_weights=weights)  # (B, D)
+        vectors = self.embed(input_ids)  # (B, T, D)
+        scores = self.score(vectors)  # (B, T, K)
+        pooled = 0
+        for g in range(groups):  # a softmax within each kind, then the kinds added
+            mine = (keep & (kind == g))[..., None]  # (B, T, 1)
+            # -1e9, not -inf: a row without this kind then spreads its weight evenly and the
+            # mask below zeroes it, instead of a NaN
+            weights = torch.softmax(scores.masked_fill(~mine, -1e9), dim=1) * mine  # (B, T, K)
+            pooled = pooled + torch.einsum("btk,btd->bkd", weights, vectors)  # (B, K, D)
+        return pooled.flatten(1)  # (B, K·D)
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        h = self.dropout(self.pooled(input_ids))
+        if self.hidden is not None:
+            h = self.dropout(F.relu(self.hidden(h)))  # (B, H)
+        return self.head(h)  # (B, C)
+
+
+class NgramClassifier(nn.Module):
+    """One or more ``NgramBag`` members over the same n-gram ids; loss only when labels are given."""
+
+    def __init__(self, config: NgramClassifierConfig):
+        super().__init__()
+        self.config = config
+        self.members = nn.ModuleList(NgramBag(config, pooling) for pooling in config.members)
+
     @property
     def num_labels(self) -> int:
         return self.config.num_labels
 
-    def pooled(self, input_ids: torch.Tensor) -> torch.Tensor:
-        """(B, D) mean embedding of each row's non-padding ids (zeros for an empty row)."""
-        if input_ids.dim() != 2:
-            raise MalmoiError("E452", f"input_ids must be (batch, n-grams), got shape {tuple(input_ids.shape)}")
-        if self.training and self.config.ngram_dropout:
-            drop = torch.rand(input_ids.shape, device=input_ids.device) < self.config.ngram_dropout
-            input_ids = input_ids.masked_fill(drop, 0)  # padding id: left out of the mean
-        return self.embed(input_ids)  # (B, D)
-
     def forward(self, input_ids: torch.Tensor, labels: torch.Tensor | None = None,
                 attention_mask: torch.Tensor | None = None) -> SequenceClassifierOutput:
-        h = self.dropout(self.pooled(input_ids))  # (B, D); padding (id 0) already marks the mask
-        if self.hidden is not None:
-            h = self.dropout(F.relu(self.hidden(h)))  # (B, H)
-        logits = self.head(h)  # (B, C)
-        loss = None if labels is None else F.cross_entropy(logits, labels)
+        """``attention_mask`` is accepted and ignored: id 0 already marks padding."""
+        if input_ids.dim() != 2:
+            raise MalmoiError("E452", f"input_ids must be (batch, n-grams), got shape {tuple(input_ids.shape)}")
+        each = [member(input_ids) for member in self.members]  # M × (B, C)
+        loss = None
+        if labels is not None:
+            loss = sum(F.cross_entropy(logits, labels) for logits in each) / len(each)
+        if len(each) == 1:
+            return SequenceClassifierOutput(loss=loss, logits=each[0])
+        # the members' mean probability, as log-probabilities: softmax / argmax give the ensemble's answer
+        logits = torch.logsumexp(torch.stack([F.log_softmax(x, -1) for x in each]), 0) - math.log(len(each))
         return SequenceClassifierOutput(loss=loss, logits=logits)
 
     # -- persistence
@@ -180,7 +255,7 @@ def _split_overrides(overrides: dict | None) -> tuple[dict, dict]:
     from ..text.ngrams import NgramConfig
 
     features, model = {}, {}
-    model_fields = set(NgramClassifierConfig.__dataclass_fields__) - {"num_embeddings", "num_labels"}
+    model_fields = set(NgramClassifierConfig.__dataclass_fields__) - {"num_embeddings", "num_labels", "groups"}
     for key, value in (overrides or {}).items():
         if key in NgramConfig.__dataclass_fields__:
             features[key] = value
@@ -200,15 +275,16 @@ def featurizer_for_preset(name: str, overrides: dict | None = None):
     return NgramFeaturizer(NgramConfig.from_dict(features))
 
 
-def classifier_for_preset(name: str, num_embeddings: int, num_labels: int, dropout: float | None = None,
+def classifier_for_preset(name: str, featurizer, num_labels: int, dropout: float | None = None,
                           overrides: dict | None = None) -> NgramClassifier:
-    """A freshly initialised ``NgramClassifier`` of a preset's sizes."""
+    """A freshly initialised ``NgramClassifier`` of a preset's sizes, for ``featurizer``'s ids."""
     from .presets import get_preset
 
     settings = {**get_preset(name).config["model"], **_split_overrides(overrides)[1]}
     if dropout is not None:
         settings["dropout"] = dropout
-    return NgramClassifier(NgramClassifierConfig(num_embeddings=num_embeddings, num_labels=num_labels, **settings))
+    return NgramClassifier(NgramClassifierConfig(num_embeddings=len(featurizer), num_labels=num_labels,
+                                                 groups=featurizer.config.groups, **settings))
 
 
 def load_ngram_run(run: str | os.PathLike):

@@ -63,6 +63,9 @@ class NgramConfig:
     """Kiwi morpheme n-grams, forms only (None = off)."""
     tagged: tuple[int, int] | None = None
     """Kiwi morpheme n-grams written ``form/TAG`` (None = off)."""
+    separate_kinds: bool = True
+    """Give each kind its own share of the buckets: ``(id - 1) % groups`` is the kind's index among the
+    kinds in use, so a model can pool kinds apart and kinds never collide with each other."""
     lowercase: bool = True
     """Lower-case Latin letters before anything else."""
     max_repeat: int = 3
@@ -83,8 +86,24 @@ class NgramConfig:
             setattr(self, kind, (int(span[0]), int(span[1])))
         if not any(getattr(self, k) for k in KINDS):
             raise MalmoiError("E260", "at least one n-gram kind must be on")
+        if self.buckets < self.groups:
+            raise MalmoiError("E260", f"{self.buckets} buckets cannot be shared by {self.groups} n-gram kinds")
         if self.max_repeat < 0 or self.max_chars < 1:
             raise MalmoiError("E260", "max_repeat must be ≥ 0 and max_chars ≥ 1")
+
+    @property
+    def kinds(self) -> list[str]:
+        """The kinds in use, in ``KINDS`` order."""
+        return [k for k in KINDS if getattr(self, k)]
+
+    @property
+    def groups(self) -> int:
+        """How many kinds the ids tell apart (1 when kinds share the buckets)."""
+        return len(self.kinds) if self.separate_kinds else 1
+
+    def slot(self, kind: str) -> int:
+        """The remainder ``(id - 1) % groups`` of a kind's ids."""
+        return self.kinds.index(kind) if self.separate_kinds else 0
 
     @property
     def uses_kiwi(self) -> bool:
@@ -144,11 +163,13 @@ def _blake64(text: str) -> int:
 _SALTS = {(kind, n): _blake64(f"malmoi-ngram:{kind}:{n}") for kind in KINDS for n in range(1, MAX_N + 1)}
 
 
-def _bucket(h: np.ndarray, kind: str, n: int, buckets: int) -> np.ndarray:
-    return (_fmix(h ^ np.uint64(_SALTS[kind, n])) % np.uint64(buckets)).astype(np.int64) + 1
+def _bucket(h: np.ndarray, kind: str, n: int, buckets: int, slot: int = 0, groups: int = 1) -> np.ndarray:
+    """Ids 1 … buckets: kind ``slot`` of ``groups`` owns the ids with ``(id - 1) % groups == slot``."""
+    share = np.uint64(buckets // groups)
+    return (_fmix(h ^ np.uint64(_SALTS[kind, n])) % share).astype(np.int64) * groups + slot + 1
 
 
-def scalar_id(kind: str, units: Sequence[str], buckets: int) -> int:
+def scalar_id(kind: str, units: Sequence[str], buckets: int, slot: int = 0, groups: int = 1) -> int:
     """The id of one n-gram, computed plainly (the reference the vectorised path must match)."""
     n = len(units)
     if kind in ("chars", "joined"):
@@ -159,10 +180,10 @@ def scalar_id(kind: str, units: Sequence[str], buckets: int) -> int:
         h = _blake64(units[0])
         for tok in units[1:]:
             h = _fmix_int(((h * _FNV_PRIME) & _MASK) ^ _blake64(tok))
-    return _fmix_int(h ^ _SALTS[kind, n]) % buckets + 1
+    return _fmix_int(h ^ _SALTS[kind, n]) % (buckets // groups) * groups + slot + 1
 
 
-def _char_ngrams(texts: Sequence[str], span: tuple[int, int], kind: str, buckets: int):
+def _char_ngrams(texts: Sequence[str], span: tuple[int, int], kind: str, buckets: int, slot: int, groups: int):
     """(doc, id) arrays of all character n-grams of ``texts`` (each text's n-grams stay inside it)."""
     lens = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
     cps = np.frombuffer("".join(texts).encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
@@ -176,7 +197,7 @@ def _char_ngrams(texts: Sequence[str], span: tuple[int, int], kind: str, buckets
         h = (h[:size] ^ cps[n - 1:n - 1 + size]) * np.uint64(_FNV_PRIME)  # FNV-1a, one more code point
         if n >= span[0]:
             inside = doc[:size] == doc[n - 1:n - 1 + size]
-            out.append((doc[:size][inside], _bucket(h[inside], kind, n, buckets)))
+            out.append((doc[:size][inside], _bucket(h[inside], kind, n, buckets, slot, groups)))
     return out
 
 
@@ -199,8 +220,8 @@ class _TokenHashes:
         return out
 
 
-def _token_ngrams(token_lists: Sequence[Sequence[str]], span: tuple[int, int], kind: str, buckets: int,
-                  hashes: _TokenHashes):
+def _token_ngrams(token_lists: Sequence[Sequence[str]], span: tuple[int, int], kind: str, buckets: int, slot: int,
+                  groups: int, hashes: _TokenHashes):
     lens = np.fromiter((len(t) for t in token_lists), dtype=np.int64, count=len(token_lists))
     flat = hashes([tok for toks in token_lists for tok in toks])
     doc = np.repeat(np.arange(len(token_lists), dtype=np.int64), lens)
@@ -214,7 +235,7 @@ def _token_ngrams(token_lists: Sequence[Sequence[str]], span: tuple[int, int], k
             h = _fmix((h[:size] * np.uint64(_FNV_PRIME)) ^ flat[n - 1:n - 1 + size])
         if n >= span[0]:
             inside = doc[:size] == doc[n - 1:n - 1 + size]
-            out.append((doc[:size][inside], _bucket(h[inside], kind, n, buckets)))
+            out.append((doc[:size][inside], _bucket(h[inside], kind, n, buckets, slot, groups)))
     return out
 
 
@@ -328,10 +349,11 @@ class NgramFeaturizer:
             span = getattr(self.config, kind)
             if not span:
                 continue
+            where = (self.config.buckets, self.config.slot(kind), self.config.groups)
             if kind in TOKEN_KINDS:
-                parts += _token_ngrams(units[kind], span, kind, self.config.buckets, self._hashes)
+                parts += _token_ngrams(units[kind], span, kind, *where, self._hashes)
             else:
-                parts += _char_ngrams(units[kind], span, kind, self.config.buckets)
+                parts += _char_ngrams(units[kind], span, kind, *where)
         docs = np.concatenate([d for d, _ in parts]) if parts else np.zeros(0, dtype=np.int64)
         ids = np.concatenate([i for _, i in parts]) if parts else np.zeros(0, dtype=np.int64)
         order = np.argsort(docs, kind="stable")  # group by text, keeping kind / size / position order
@@ -352,7 +374,8 @@ class NgramFeaturizer:
             for n in range(span[0], span[1] + 1):
                 for i in range(len(seq) - n + 1):
                     piece = tuple(seq[i:i + n])
-                    out.append(Ngram(kind, piece, scalar_id(kind, piece, self.config.buckets)))
+                    out.append(Ngram(kind, piece, scalar_id(kind, piece, self.config.buckets,
+                                                            self.config.slot(kind), self.config.groups)))
         return out
 
     def __call__(self, texts: str | Sequence[str], *, padding: bool | str = False, return_tensors: str | None = None,

@@ -16,7 +16,8 @@ def tiny(num_labels: int = 3, hidden: int = 0, **extra) -> NgramClassifier:
     model = NgramClassifier(NgramClassifierConfig(num_embeddings=50, num_labels=num_labels, dim=8, hidden=hidden,
                                                   **extra))
     with torch.no_grad():  # a zero head would give equal logits everywhere; the tests want real ones
-        model.head.weight.normal_()
+        for member in model.members:
+            member.head.weight.normal_()
     return model
 
 
@@ -26,9 +27,10 @@ def ids(b: int = 4, t: int = 6) -> torch.Tensor:
     return x
 
 
-@pytest.mark.parametrize("b,t,c,hidden", [(1, 3, 2, 0), (4, 6, 3, 0), (5, 9, 4, 16)])
-def test_forward_shapes(b, t, c, hidden):
-    out = tiny(c, hidden).eval()(ids(b, t))
+@pytest.mark.parametrize("b,t,c,hidden,pooling", [(1, 3, 2, 0, "mean"), (4, 6, 3, 0, "mean"), (5, 9, 4, 16, "mean"),
+                                                   (4, 6, 3, 0, "attention"), (5, 9, 4, 16, "attention")])
+def test_forward_shapes(b, t, c, hidden, pooling):
+    out = tiny(c, hidden, pooling=pooling, heads=2).eval()(ids(b, t))
     assert out.logits.shape == (b, c)
     assert out.loss is None
 
@@ -40,24 +42,74 @@ def test_loss_only_with_labels_and_is_cross_entropy():
     assert torch.allclose(out.loss, torch.nn.functional.cross_entropy(out.logits, labels))
 
 
-def test_padding_changes_nothing_and_the_mean_ignores_it():
-    model = tiny().eval()
+POOLINGS = ["mean", "attention", "mean+attention"]
+
+
+@pytest.mark.parametrize("pooling", POOLINGS)
+@pytest.mark.parametrize("groups", [1, 3])
+def test_padding_changes_nothing(pooling, groups):
+    model = tiny(pooling=pooling, heads=2, groups=groups).eval()
     x = ids()
     padded = torch.cat([x, torch.zeros_like(x)], dim=1)
-    assert torch.equal(model(x).logits, model(padded).logits)
-    mean = model.embed.weight[x[0, :4]].mean(0)
-    assert torch.allclose(model.pooled(x)[0], mean, atol=1e-6)
-    assert torch.equal(model.pooled(torch.zeros(1, 3, dtype=torch.long)), torch.zeros(1, 8))  # an empty text
+    assert torch.allclose(model(x).logits, model(padded).logits, atol=1e-6)
+    empty = torch.zeros(1, 3, dtype=torch.long)
+    for member in model.members:
+        width = 8 * (2 if member.pooling == "attention" else 1)
+        assert torch.equal(member.pooled(empty), torch.zeros(1, width))
 
 
-def test_order_of_ngrams_does_not_matter():
+def test_mean_pooling_is_the_mean_of_real_ngrams():
     model = tiny().eval()
+    x = ids()
+    bag = model.members[0]
+    assert torch.allclose(bag.pooled(x)[0], bag.embed.weight[x[0, :4]].mean(0), atol=1e-6)
+
+
+def test_attention_starts_as_the_mean_and_learns_weights():
+    model = tiny(pooling="attention", heads=1).eval()
+    x = ids()
+    bag = model.members[0]
+    assert torch.allclose(bag.pooled(x)[0], bag.embed.weight[x[0, :4]].mean(0), atol=1e-6)
+    with torch.no_grad():
+        bag.score.weight.copy_(bag.embed.weight[x[1, 0]][None] * 1e4)  # a head that looks for one n-gram
+    assert torch.allclose(bag.pooled(x[1:2])[0], bag.embed.weight[x[1, 0]], atol=1e-4)
+
+
+@pytest.mark.parametrize("pooling", ["mean", "attention"])
+def test_groups_pool_each_kind_apart(pooling):
+    """With 2 groups, ids 1, 3, 5 … are one kind and 2, 4, 6 … the other: each kind counts once."""
+    model = NgramClassifier(NgramClassifierConfig(num_embeddings=20, dim=4, groups=2, pooling=pooling)).eval()
+    bag = model.members[0]
+    x = torch.tensor([[1, 3, 5, 2, 0]])  # three n-grams of kind 0, one of kind 1, padding
+    w = bag.embed.weight
+    expected = (w[1] + w[3] + w[5]) / 3 + w[2]  # attention starts as each kind's mean
+    assert torch.allclose(bag.pooled(x)[0], expected, atol=1e-6)
+    assert torch.equal(bag.pooled(torch.tensor([[0, 0]])), torch.zeros(1, 4))
+    only_first = torch.tensor([[1, 3, 0]])  # a text without kind 1
+    assert torch.allclose(bag.pooled(only_first)[0], (w[1] + w[3]) / 2, atol=1e-6)
+
+
+def test_an_ensemble_averages_its_members_probabilities():
+    model = tiny(pooling="mean+attention", heads=2).eval()
+    x, labels = ids(), torch.tensor([0, 1, 2, 1])
+    out = model(x, labels=labels)
+    each = [m(x) for m in model.members]
+    mean_prob = torch.stack([e.softmax(-1) for e in each]).mean(0)
+    assert torch.allclose(out.logits.softmax(-1), mean_prob, atol=1e-6)
+    assert torch.allclose(out.loss, sum(torch.nn.functional.cross_entropy(e, labels) for e in each) / 2)
+    assert model.members[0].embed.weight.data_ptr() != model.members[1].embed.weight.data_ptr()
+
+
+@pytest.mark.parametrize("pooling", POOLINGS)
+def test_order_of_ngrams_does_not_matter(pooling):
+    model = tiny(pooling=pooling, heads=2).eval()
     x = ids()
     assert torch.allclose(model(x).logits, model(x.flip(1)).logits, atol=1e-6)
 
 
-def test_ngram_dropout_only_in_training():
-    model = tiny(ngram_dropout=0.5)
+@pytest.mark.parametrize("pooling", POOLINGS)
+def test_ngram_dropout_only_in_training(pooling):
+    model = tiny(ngram_dropout=0.5, pooling=pooling)
     x = ids(8, 40)
     model.train()
     assert not torch.equal(model(x).logits, model(x).logits)
@@ -65,14 +117,16 @@ def test_ngram_dropout_only_in_training():
     assert torch.equal(model(x).logits, model(x).logits)
 
 
-def test_every_parameter_gets_a_gradient():
-    model = tiny(2, hidden=4).train()
+@pytest.mark.parametrize("pooling", POOLINGS)
+def test_every_parameter_gets_a_gradient(pooling):
+    model = tiny(2, hidden=4, pooling=pooling).train()
     model(ids(), labels=torch.tensor([0, 1, 0, 1])).loss.backward()
     assert [n for n, p in model.named_parameters() if p.grad is None] == []
 
 
-def test_save_load_gives_identical_logits(tmp_path):
-    model = tiny(3, hidden=16, dropout=0.1).eval()
+@pytest.mark.parametrize("pooling", POOLINGS)
+def test_save_load_gives_identical_logits(tmp_path, pooling):
+    model = tiny(3, hidden=16, dropout=0.1, pooling=pooling, heads=3).eval()
     model.save(tmp_path)
     assert is_ngram_model_folder(tmp_path)
     assert json.loads((tmp_path / CONFIG_FILE).read_text())["hidden"] == 16
@@ -92,6 +146,9 @@ def test_load_refuses_other_folders(tmp_path):
     (dict(num_embeddings=10, num_labels=1), "E402"),
     (dict(num_embeddings=10, dim=0), "E451"),
     (dict(num_embeddings=10, ngram_dropout=1.0), "E451"),
+    (dict(num_embeddings=10, pooling="max"), "E451"),
+    (dict(num_embeddings=10, pooling="mean+"), "E451"),
+    (dict(num_embeddings=10, heads=0), "E451"),
 ])
 def test_bad_sizes(settings, code):
     with pytest.raises(MalmoiError) as e:
@@ -160,3 +217,5 @@ def test_ngram_preset_supplies_its_training_settings(tmp_path):
     assert (mine.lr, mine.batch_size, mine.epochs) == (0.5, 7, 1)
     bert = ClassifyOptions(data="x.tsv", text="t", label="y", out=tmp_path / "r", preset="bert-mini")
     assert (bert.batch_size, bert.epochs, bert.lr) == (32, 3, ClassifyOptions.LR_SCRATCH)
+
+

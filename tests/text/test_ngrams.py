@@ -57,6 +57,15 @@ def test_spacing_does_not_change_joined_ngrams():
     assert f.encode(["정말 재밌다"]).row(0).tolist() == f.encode(["정말재밌다"]).row(0).tolist()
 
 
+def test_separate_kinds_own_their_share_of_the_ids():
+    f = NgramFeaturizer(FULL)
+    assert FULL.groups == 5
+    for gram in f.ngrams("영화가 정말 재밌었어요 ㅋㅋ"):
+        assert (gram.id - 1) % 5 == FULL.kinds.index(gram.kind)
+    shared = NgramFeaturizer(NgramConfig(chars=(1, 2), words=(1, 1), separate_kinds=False))
+    assert shared.config.groups == 1 and shared.config.slot("words") == 0
+
+
 def test_kinds_and_sizes_hash_apart():
     """The same string as a word, a morpheme or a character n-gram gets a different id."""
     ids = {kind: scalar_id(kind, ("영화",) if kind not in ("chars", "joined") else ("영", "화"), 1 << 20)
@@ -133,6 +142,7 @@ def test_load_refuses_a_folder_without_it(tmp_path):
     dict(words=(3, 2)),
     dict(chars=(1, 9)),
     dict(**OFF),
+    dict(buckets=2, chars=(1, 1), words=(1, 1), morphemes=(1, 1)),
 ])
 def test_bad_settings(settings):
     with pytest.raises(MalmoiError) as e:
