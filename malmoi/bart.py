@@ -26,23 +26,18 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, replace
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import ClassVar, Sequence
 
 from .errors import MalmoiError
 from .generators import Answer, AttentionMap
-from .seq2seq import PairData, Seq2SeqOptions, SubwordCodec, make_evaluate, read_pair_data
-from .tasks import Say, TrainResult, best_eval_metrics, stderr_say
+from .seq2seq import (PairData, Seq2SeqOptions, SubwordCodec, encode_sources, fit_pairs, pair_meta,
+                      prepare_pair_run, read_pair_data, trained_run_meta)
+from .tasks import Say, TrainResult, stderr_say, unwrap
 
 ARCHITECTURE = "bart-seq2seq"
-
-
-def _unwrap(model):
-    while hasattr(model, "module") or hasattr(model, "_orig_mod"):
-        model = getattr(model, "module", None) or getattr(model, "_orig_mod")
-    return model
 
 
 def answer_ids(row: Sequence[int], eos_id: int, pad_id: int) -> list[int]:
@@ -56,9 +51,9 @@ def answer_ids(row: Sequence[int], eos_id: int, pad_id: int) -> list[int]:
 def greedy_answers(model, input_ids, attention_mask, *, max_new_tokens: int) -> list[list[int]]:
     """Greedy answer ids (no decoder start, no eos) of a BART model for a padded batch: the
     ``answer`` function of ``seq2seq.make_evaluate``."""
-    cfg = _unwrap(model).config
-    sequences = _unwrap(model).generate(input_ids=input_ids, attention_mask=attention_mask,
-                                        max_new_tokens=max_new_tokens, num_beams=1, do_sample=False)
+    cfg = unwrap(model).config
+    sequences = unwrap(model).generate(input_ids=input_ids, attention_mask=attention_mask,
+                                       max_new_tokens=max_new_tokens, num_beams=1, do_sample=False)
     return [answer_ids(row, cfg.eos_token_id, cfg.pad_token_id) for row in sequences[:, 1:].tolist()]
 
 
@@ -103,119 +98,42 @@ class BartSeq2SeqTask:
         with quiet_transformers():
             return BartForConditionalGeneration(config)
 
-    def _meta(self, opts: Seq2SeqOptions, data: PairData, model) -> dict:
-        from . import __version__
+    def meta(self, opts: Seq2SeqOptions, data: PairData, model) -> dict:
+        return pair_meta(opts, data, model, ARCHITECTURE, "transformer")
 
-        return {
-            "task": self.name,
-            "architecture": ARCHITECTURE,
-            "malmoi_version": __version__,
-            "preset": opts.preset,
-            "attention": "transformer",
-            "units": "subword",
-            "columns": {"source": opts.source, "target": opts.target},
-            "max_source_length": opts.max_source_length,
-            "max_target_length": opts.max_target_length,
-            "parameters": model.num_parameters(),
-            "args": {k: (str(v) if isinstance(v, os.PathLike) else v) for k, v in asdict(opts).items()},
-            "data": {"train": str(opts.data), "valid": str(opts.valid) if opts.valid else None,
-                     "train_examples": len(data.train_sources), "valid_examples": len(data.valid_sources),
-                     "skipped_empty": data.skipped_empty},
-            "status": "training",
-        }
+    def resumed_options(self, opts: Seq2SeqOptions, out: Path) -> Seq2SeqOptions:
+        """On resume the model is rebuilt as the run recorded it, whatever the new command says."""
+        from .runs import read_meta
 
-    def _prepare_run(self, opts: Seq2SeqOptions, data: PairData, say: Say):
-        """(opts, out, codec, model, resume). A fresh run writes its tokenizer and ``malmoi.json``
-        before training; a resumed one is rebuilt from them, whatever the new command says."""
-        from accelerate import PartialState
-
-        from .runs import prepare_out, read_meta, write_meta
-
-        state = PartialState()
-        out = Path(opts.out)
-        with state.main_process_first():
-            resume = opts.resume and (out / "checkpoints" / "last").exists()
-            if resume or not state.is_main_process:
-                if state.is_main_process:
-                    prepare_out(out, True)
-                meta = read_meta(out)
-                if meta.get("architecture") != ARCHITECTURE:
-                    raise MalmoiError("E305", f"{out} holds a {meta.get('architecture') or meta.get('task')!r} "
-                                              f"run, not {ARCHITECTURE}")
-                saved = meta.get("args", {})
-                keep = ["preset", "max_source_length", "max_target_length", "model_overrides"]
-                if opts.preset != saved.get("preset"):
-                    keep.append("lr")  # a command naming another preset got that family's default step
-                opts = replace(opts, **{k: saved[k] for k in keep if k in saved})
-                codec = SubwordCodec.load(out)
-                return opts, out, codec, self.build_model(opts, codec), resume
-            fresh = not out.exists()
-            prepare_out(out, opts.resume)
-            try:
-                texts = data.train_sources + data.train_targets
-                say(f"training a BPE tokenizer ({opts.vocab_size} tokens, Kiwi morpheme cuts) on {len(texts)} texts"
-                    if opts.tokenizer is None else f"using the tokenizer in {opts.tokenizer}")
-                codec = (SubwordCodec.load(opts.tokenizer) if opts.tokenizer is not None
-                         else SubwordCodec.train(texts, opts.vocab_size))
-                model = self.build_model(opts, codec)
-            except BaseException:
-                if fresh and out.is_dir() and not any(out.iterdir()):
-                    out.rmdir()
-                raise
-            codec.save(out)
-            write_meta(out, self._meta(opts, data, model))
-            return opts, out, codec, model, False
+        meta = read_meta(out)
+        if meta.get("architecture") != ARCHITECTURE:
+            raise MalmoiError("E305", f"{out} holds a {meta.get('architecture') or meta.get('task')!r} "
+                                      f"run, not {ARCHITECTURE}")
+        saved = meta.get("args", {})
+        keep = ["preset", "max_source_length", "max_target_length", "model_overrides"]
+        if opts.preset != saved.get("preset"):
+            keep.append("lr")  # a command naming another preset got that family's default step
+        return replace(opts, **{k: saved[k] for k in keep if k in saved})
 
     def train(self, opts: Seq2SeqOptions, say: Say = stderr_say) -> TrainResult:
-        from accelerate import PartialState
-
-        from .data.batching import PadCollator
-        from .data.datasets import Seq2SeqDataset
-        from .models.classifier import quiet_transformers
-        from .runs import read_meta, write_meta
-        from .training import fit
-
         self.check(opts)
         started = time.monotonic()
-        data = read_pair_data(opts, say)
-        opts, out, codec, model, resume = self._prepare_run(opts, data, say)
-
-        def dataset(sources, targets):
-            return Seq2SeqDataset(sources, targets, codec.source_encoder, codec.target_encoder,
-                                  max_source_length=opts.max_source_length, max_target_length=opts.max_target_length)
-
-        train_set = dataset(data.train_sources, data.train_targets)
-        valid_set = dataset(data.valid_sources, data.valid_targets)
-        say(f"{len(train_set)} training and {len(valid_set)} validation pairs; {opts.preset} (transformer "
-            f"encoder-decoder), {model.num_parameters():,} parameters, {codec.vocab_size} subword tokens")
-        shown: list[tuple[str, str]] = []
-        answer = partial(greedy_answers, max_new_tokens=opts.max_target_length)
-        evaluate = make_evaluate(codec, data.valid_sources[: opts.eval_samples], opts.max_source_length, shown,
-                                 answer=answer)
-
-        def on_eval(step: int, metrics: dict[str, float]) -> None:
-            for question, reply in shown:
-                say(f"  Q: {question}\n  A: {reply}")
-
-        def export(model, folder) -> None:
-            with quiet_transformers():
-                _unwrap(model).save_pretrained(folder)
-            codec.save(folder)
-
-        result = fit(model, train_set, valid_set, PadCollator(pad_id=codec.pad_id), opts.train_args(), out,
-                     evaluate=evaluate, export=export, metric="loss", maximize=False, resume=resume,
-                     lengths=train_set.lengths, on_eval=on_eval)
-        metrics = best_eval_metrics(out, result.best_step) or dict(result.metrics)
-        if PartialState().is_main_process:
-            meta = read_meta(out)
-            meta.update(status="done", result=metrics, stopped_by=result.stopped_by, steps=result.steps,
-                        epochs_done=result.epochs, samples_per_s=round(result.samples_per_s, 2))
-            write_meta(out, meta)
-        return TrainResult(out, metrics, len(train_set), len(valid_set), data.skipped_empty,
-                           time.monotonic() - started, result.stopped_by, result.steps, result.samples_per_s)
+        run = prepare_pair_run(self, opts, read_pair_data(opts, say), say)
+        describe = (f"{run.opts.preset} (transformer encoder-decoder), {run.model.num_parameters():,} parameters, "
+                    f"{run.codec.vocab_size} subword tokens")
+        answer = partial(greedy_answers, max_new_tokens=run.opts.max_target_length)
+        return fit_pairs(run, say, started, describe=describe, save_model=_save_pretrained, answer=answer)
 
     def load(self, run: str | os.PathLike) -> "BartGenerator":
         return BartGenerator.from_run(run)
+
+
+def _save_pretrained(model, folder) -> None:
+    """The model part of an export: a Hugging Face folder, written without transformers' notices."""
+    from .models.classifier import quiet_transformers
+
+    with quiet_transformers():
+        model.save_pretrained(folder)
 
 
 # ---------------------------------------------------------------------------------------- using a run
@@ -241,15 +159,9 @@ class BartGenerator:
         from transformers import BartForConditionalGeneration
 
         from .models.classifier import quiet_transformers
-        from .runs import read_meta
 
         run = Path(run)
-        meta = read_meta(run)
-        if meta.get("architecture") != ARCHITECTURE:
-            raise MalmoiError("E426", f"{run} holds a {meta.get('architecture') or meta.get('task')!r} model, "
-                                      f"not {ARCHITECTURE}")
-        if not (run / "config.json").is_file() or not (run / "model.safetensors").is_file():
-            raise MalmoiError("E427", f"{run} has no trained model yet (training did not finish; use --resume)")
+        meta = trained_run_meta(run, ARCHITECTURE)
         with quiet_transformers():
             model = BartForConditionalGeneration.from_pretrained(run, dtype=torch.float32)
         return cls(model, SubwordCodec.load(run), int(meta.get("max_source_length", 64)),
@@ -258,20 +170,7 @@ class BartGenerator:
     # -- inputs and settings
 
     def _encode(self, texts: Sequence[str]) -> list[list[int]]:
-        from .data.datasets import encode_all
-
-        bad = [t for t in texts if not isinstance(t, str)]
-        if bad:
-            raise MalmoiError("E428", f"inputs must be strings, got {type(bad[0]).__name__}")
-        if any(not t.strip() for t in texts):
-            raise MalmoiError("E421", "empty input: give a sentence to answer")
-        ids = encode_all(texts, self.codec.source_encoder)  # no truncation: too long is an error here
-        for text, seq in zip(texts, ids):
-            if len(seq) > self.max_source_length:
-                short = text if len(text) <= 40 else text[:40] + "…"
-                raise MalmoiError("E423", f"input is {len(seq)} tokens long ({short!r}); this model takes at most "
-                                          f"{self.max_source_length} (its --max-source-length)")
-        return ids
+        return encode_sources(self.codec, texts, self.max_source_length)
 
     def _batch(self, ids: list[list[int]]):
         """(input_ids, attention_mask), right-padded as in training."""

@@ -17,16 +17,17 @@ from __future__ import annotations
 
 import math
 import os
-import random
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar, Sequence
 
 from .errors import MalmoiError
 from .generators import Answer
-from .tasks import LoopOptions, Say, TrainResult, best_eval_metrics, register, stderr_say
+from .tasks import (LoopOptions, Say, TrainResult, finish_run, prepare_corpus_run, recorded_args, register,
+                    stderr_say, unwrap)
+from .tasks import split_texts as split_documents  # noqa: F401  (the name this module has always offered)
 
 TASK = "lm"
 ARCHITECTURE = "gpt2-lm"
@@ -86,17 +87,7 @@ class LMOptions(LoopOptions):
             raise MalmoiError("E273", f"sample_tokens must be 0 or more, got {self.sample_tokens}")
 
 
-# ---------------------------------------------------------------------------------------- data
-
-
-def split_documents(texts: Sequence[str], fraction: float, max_valid: int, seed: int) -> tuple[list[str], list[str]]:
-    """(train, valid): a seeded random ``fraction`` of the documents (at least 1, at most
-    ``max_valid``) held out, both sides in their original order."""
-    if len(texts) < 2:
-        raise MalmoiError("E112", f"{len(texts)} document is too few to hold out a validation split; add lines")
-    n_valid = min(max(1, round(len(texts) * fraction)), max_valid, len(texts) - 1)
-    held = set(random.Random(seed).sample(range(len(texts)), n_valid))
-    return [t for i, t in enumerate(texts) if i not in held], [t for i, t in enumerate(texts) if i in held]
+# ---------------------------------------------------------------------------------------- evaluation
 
 
 def lm_evaluate(model, loader) -> dict[str, float]:
@@ -112,12 +103,6 @@ def lm_evaluate(model, loader) -> dict[str, float]:
     return {"loss": loss, "perplexity": math.exp(min(loss, 50.0))}
 
 
-def _unwrap(model):
-    while hasattr(model, "module") or hasattr(model, "_orig_mod"):
-        model = getattr(model, "module", None) or getattr(model, "_orig_mod")
-    return model
-
-
 # ---------------------------------------------------------------------------------------- the task
 
 
@@ -126,14 +111,6 @@ class LMTask:
 
     name = TASK
     Options = LMOptions
-
-    def read(self, opts: LMOptions) -> tuple[list[str], list[str]]:
-        from .data.readers import read_texts
-
-        texts = read_texts(opts.data, opts.column)
-        if not texts:
-            raise MalmoiError("E102", f"{opts.data}: column {opts.column!r} holds no non-empty text")
-        return split_documents(texts, opts.valid_split, opts.max_valid, opts.seed)
 
     def build_tokenizer(self, opts: LMOptions, texts: Sequence[str], say: Say):
         from .text.subword import load_tokenizer, train_tokenizer
@@ -166,10 +143,9 @@ class LMTask:
         with quiet_transformers():
             return GPT2LMHeadModel(config)
 
-    def _meta(self, opts: LMOptions, train: Sequence[str], valid: Sequence[str], model) -> dict:
+    def meta(self, opts: LMOptions, train: Sequence[str], valid: Sequence[str], model) -> dict:
         from . import __version__
 
-        args = {k: (str(v) if isinstance(v, os.PathLike) else v) for k, v in asdict(opts).items()}
         return {
             "task": self.name,
             "architecture": ARCHITECTURE,
@@ -178,12 +154,12 @@ class LMTask:
             "preset": opts.preset,
             "block_size": opts.block_size,
             "parameters": model.num_parameters(),
-            "args": args,
+            "args": recorded_args(opts),
             "data": {"train": str(opts.data), "train_texts": len(train), "valid_texts": len(valid)},
             "status": "training",
         }
 
-    def _resumed_options(self, opts: LMOptions, out: Path) -> LMOptions:
+    def resumed_options(self, opts: LMOptions, out: Path) -> LMOptions:
         """On resume the data split, blocks and model are rebuilt as the run recorded them."""
         from .runs import read_meta
 
@@ -194,70 +170,13 @@ class LMTask:
         keep = ("preset", "model_overrides", "block_size", "valid_split", "max_valid", "seed", "column")
         return replace(opts, **{k: saved[k] for k in keep if k in saved})
 
-    def _restart_unfinished(self, out: Path, say: Say) -> bool:
-        """A run killed before its first checkpoint holds only a tokenizer and malmoi.json: start it again."""
-        import shutil
-
-        from .runs import read_meta
-
-        if not (out / "malmoi.json").is_file() or (out / "checkpoints" / "last").exists():
-            return False
-        try:
-            meta = read_meta(out)
-        except MalmoiError:
-            return False
-        if meta.get("task") != self.name or meta.get("status") != "training":
-            return False
-        say(f"{out} never reached a checkpoint; starting it again")
-        shutil.rmtree(out)
-        return True
-
-    def _prepare_run(self, opts: LMOptions, say: Say):
-        """(opts, out, (train, valid), tokenizer, model, resume); the run directory is written only
-        once the data reads and the tokenizer and model build."""
-        from accelerate import PartialState
-
-        from .runs import prepare_out, write_meta
-        from .text.subword import load_tokenizer
-
-        state = PartialState()
-        out = Path(opts.out)
-        with state.main_process_first():
-            restarted = state.is_main_process and self._restart_unfinished(out, say)
-            resume = opts.resume and (out / "checkpoints" / "last").exists()
-            if resume or not state.is_main_process:
-                if state.is_main_process:
-                    prepare_out(out, True)
-                opts = self._resumed_options(opts, out) if resume else opts
-                texts = self.read(opts)
-                tokenizer = load_tokenizer(out)
-                return opts, out, texts, tokenizer, self.build_model(opts, tokenizer), resume
-            if out.exists() and any(out.iterdir()) and not opts.resume:
-                prepare_out(out, False)  # refuses an existing run before the data is read
-            texts = self.read(opts)
-            fresh = not out.exists()
-            prepare_out(out, opts.resume and not restarted)
-            try:
-                tokenizer = self.build_tokenizer(opts, texts[0], say)
-                model = self.build_model(opts, tokenizer)
-            except BaseException:
-                if fresh and out.is_dir() and not any(out.iterdir()):
-                    out.rmdir()
-                raise
-            tokenizer.save_pretrained(out)
-            write_meta(out, self._meta(opts, *texts, model))
-            return opts, out, texts, tokenizer, model, False
-
     def train(self, opts: LMOptions, say: Say = stderr_say) -> TrainResult:
-        from accelerate import PartialState
-
         from .data.batching import PadCollator
         from .data.datasets import LanguageModelDataset
-        from .runs import read_meta, write_meta
         from .training import fit
 
         started = time.monotonic()
-        opts, out, (train_texts, valid_texts), tokenizer, model, resume = self._prepare_run(opts, say)
+        opts, out, (train_texts, valid_texts), tokenizer, model, resume = prepare_corpus_run(self, opts, say)
 
         def dataset(texts):
             return LanguageModelDataset(texts, tokenizer, opts.block_size, eos_id=tokenizer.eos_token_id,
@@ -278,7 +197,7 @@ class LMTask:
                 from .generation import GenerationSettings, generate_text
 
                 settings = GenerationSettings(max_new_tokens=opts.sample_tokens)
-                shown[:] = [prompt + generate_text(_unwrap(model), tokenizer, prompt, settings)]
+                shown[:] = [prompt + generate_text(unwrap(model), tokenizer, prompt, settings)]
             return metrics
 
         def on_eval(step: int, metrics: dict[str, float]) -> None:
@@ -289,20 +208,13 @@ class LMTask:
             from .models.classifier import quiet_transformers
 
             with quiet_transformers():
-                _unwrap(model).save_pretrained(folder)
+                unwrap(model).save_pretrained(folder)
             tokenizer.save_pretrained(folder)
 
         result = fit(model, train_set, valid_set, PadCollator(pad_id=tokenizer.pad_token_id or 0), opts.train_args(),
                      out, evaluate=evaluate, export=export, metric="loss", maximize=False, resume=resume,
                      on_eval=on_eval)
-        metrics = best_eval_metrics(out, result.best_step) or dict(result.metrics)
-        if PartialState().is_main_process:
-            meta = read_meta(out)
-            meta.update(status="done", result=metrics, stopped_by=result.stopped_by, steps=result.steps,
-                        epochs_done=result.epochs, samples_per_s=round(result.samples_per_s, 2))
-            write_meta(out, meta)
-        return TrainResult(out, metrics, len(train_texts), len(valid_texts), 0, time.monotonic() - started,
-                           result.stopped_by, result.steps, result.samples_per_s)
+        return finish_run(out, result, started, len(train_texts), len(valid_texts))
 
     def load(self, run: str | os.PathLike) -> "LMGenerator":
         return LMGenerator.from_run(run)

@@ -21,9 +21,8 @@ from __future__ import annotations
 
 import math
 import os
-import random
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar, Sequence
 
@@ -32,7 +31,9 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from .errors import MalmoiError
-from .tasks import LoopOptions, Say, TrainResult, best_eval_metrics, register, stderr_say
+from .tasks import (LoopOptions, Say, TrainResult, finish_run, prepare_corpus_run, recorded_args, register,
+                    stderr_say, unwrap)
+from .tasks import split_texts  # noqa: F401  (the name this module has always offered)
 
 TASK = "mlm"
 
@@ -98,16 +99,6 @@ class MLMOptions(LoopOptions):
 
 
 # ---------------------------------------------------------------------------------------- data
-
-
-def split_texts(texts: Sequence[str], fraction: float, max_valid: int, seed: int) -> tuple[list[str], list[str]]:
-    """(train, valid): a seeded random ``fraction`` of the texts (at least 1, at most ``max_valid``)
-    held out, both sides in their original order."""
-    if len(texts) < 2:
-        raise MalmoiError("E112", f"{len(texts)} text is too few to hold out a validation split; add lines")
-    n_valid = min(max(1, round(len(texts) * fraction)), max_valid, len(texts) - 1)
-    held = set(random.Random(seed).sample(range(len(texts)), n_valid))
-    return ([t for i, t in enumerate(texts) if i not in held], [t for i, t in enumerate(texts) if i in held])
 
 
 def pack_blocks(docs: Sequence[Sequence[int]], max_length: int, cls_id: int, sep_id: int,
@@ -243,14 +234,6 @@ class MLMTask:
     name = TASK
     Options = MLMOptions
 
-    def read(self, opts: MLMOptions) -> tuple[list[str], list[str]]:
-        from .data.readers import read_texts
-
-        texts = read_texts(opts.data, opts.column)
-        if not texts:
-            raise MalmoiError("E102", f"{opts.data}: column {opts.column!r} holds no non-empty text")
-        return split_texts(texts, opts.valid_split, opts.max_valid, opts.seed)
-
     def build_tokenizer(self, opts: MLMOptions, texts: Sequence[str], say: Say):
         from .text.subword import load_tokenizer, train_tokenizer
 
@@ -275,10 +258,9 @@ class MLMTask:
             raise MalmoiError("E222", f"--max-length {opts.max_length} exceeds the model's {limit} positions")
         return model
 
-    def _meta(self, opts: MLMOptions, train: Sequence[str], valid: Sequence[str]) -> dict:
+    def meta(self, opts: MLMOptions, train: Sequence[str], valid: Sequence[str], model: SparseMaskedLM) -> dict:
         from . import __version__
 
-        args = {k: (str(v) if isinstance(v, os.PathLike) else v) for k, v in asdict(opts).items()}
         return {
             "task": self.name,
             "malmoi_version": __version__,
@@ -286,30 +268,13 @@ class MLMTask:
             "columns": {"text": opts.column},
             "preset": opts.preset,
             "max_length": opts.max_length,
-            "args": args,
+            "parameters": model.mlm.num_parameters(),
+            "args": recorded_args(opts),
             "data": {"train": str(opts.data), "train_texts": len(train), "valid_texts": len(valid)},
             "status": "training",
         }
 
-    def _restart_unfinished(self, out: Path, say: Say) -> bool:
-        """A run killed before its first checkpoint holds only a tokenizer and malmoi.json: start it again."""
-        import shutil
-
-        from .runs import read_meta
-
-        if not (out / "malmoi.json").is_file() or (out / "checkpoints" / "last").exists():
-            return False
-        try:
-            meta = read_meta(out)
-        except MalmoiError:
-            return False
-        if meta.get("task") != self.name or meta.get("status") != "training":
-            return False
-        say(f"{out} never reached a checkpoint; starting it again")
-        shutil.rmtree(out)
-        return True
-
-    def _resumed_options(self, opts: MLMOptions, out: Path) -> MLMOptions:
+    def resumed_options(self, opts: MLMOptions, out: Path) -> MLMOptions:
         """On resume the data split, blocks and model are rebuilt as the run recorded them."""
         from .runs import read_meta
 
@@ -321,51 +286,12 @@ class MLMTask:
                 "mlm_probability", "column")
         return replace(opts, **{k: saved[k] for k in keep if k in saved})
 
-    def _prepare_run(self, opts: MLMOptions, say: Say):
-        """(opts, out, texts, tokenizer, model, resume); the run directory is written only once the
-        data reads and the tokenizer and model build."""
-        from accelerate import PartialState
-
-        from .runs import prepare_out, write_meta
-        from .text.subword import load_tokenizer
-
-        state = PartialState()
-        out = Path(opts.out)
-        with state.main_process_first():
-            restarted = state.is_main_process and self._restart_unfinished(out, say)
-            resume = opts.resume and (out / "checkpoints" / "last").exists()
-            if resume or not state.is_main_process:
-                if state.is_main_process:
-                    prepare_out(out, True)
-                opts = self._resumed_options(opts, out) if resume else opts
-                texts = self.read(opts)
-                tokenizer = load_tokenizer(out)
-                return opts, out, texts, tokenizer, self.build_model(opts, tokenizer), resume
-            if out.exists() and any(out.iterdir()) and not opts.resume:
-                prepare_out(out, False)  # refuses an existing run before the data is read
-            texts = self.read(opts)
-            fresh = not out.exists()
-            prepare_out(out, opts.resume and not restarted)
-            try:
-                tokenizer = self.build_tokenizer(opts, texts[0], say)
-                model = self.build_model(opts, tokenizer)
-            except BaseException:
-                if fresh and out.is_dir() and not any(out.iterdir()):
-                    out.rmdir()
-                raise
-            tokenizer.save_pretrained(out)
-            write_meta(out, self._meta(opts, *texts))
-            return opts, out, texts, tokenizer, model, False
-
     def train(self, opts: MLMOptions, say: Say = stderr_say) -> TrainResult:
-        from accelerate import PartialState
-
         from .data.batching import MLMCollator
-        from .runs import read_meta, write_meta
         from .training import fit
 
         started = time.monotonic()
-        opts, out, (train_texts, valid_texts), tokenizer, model, resume = self._prepare_run(opts, say)
+        opts, out, (train_texts, valid_texts), tokenizer, model, resume = prepare_corpus_run(self, opts, say)
         train_set = PackedTextDataset(train_texts, tokenizer, opts.max_length, opts.pack)
         valid_set = PackedTextDataset(valid_texts, tokenizer, opts.max_length, opts.pack)
         if not len(train_set) or not len(valid_set):
@@ -377,29 +303,16 @@ class MLMTask:
             from .models.classifier import quiet_transformers
 
             with quiet_transformers():
-                _unwrap(model).mlm.save_pretrained(folder)
+                unwrap(model).mlm.save_pretrained(folder)
             tokenizer.save_pretrained(folder)
 
         collate = MLMCollator.from_tokenizer(tokenizer, mlm_probability=opts.mlm_probability)
         result = fit(model, train_set, valid_set, collate, opts.train_args(), out, evaluate=mlm_evaluate,
                      export=export, metric="loss", maximize=False, resume=resume, lengths=train_set.lengths)
-        metrics = best_eval_metrics(out, result.best_step) or dict(result.metrics)
-        if PartialState().is_main_process:
-            meta = read_meta(out)
-            meta.update(status="done", result=metrics, stopped_by=result.stopped_by, steps=result.steps,
-                        epochs_done=result.epochs, samples_per_s=round(result.samples_per_s, 2))
-            write_meta(out, meta)
-        return TrainResult(out, metrics, len(train_texts), len(valid_texts), 0, time.monotonic() - started,
-                           result.stopped_by, result.steps, result.samples_per_s)
+        return finish_run(out, result, started, len(train_texts), len(valid_texts))
 
     def load(self, run: str | os.PathLike) -> "MaskFiller":
         return MaskFiller.from_run(run)
-
-
-def _unwrap(model):
-    while hasattr(model, "module") or hasattr(model, "_orig_mod"):
-        model = getattr(model, "module", None) or getattr(model, "_orig_mod")
-    return model
 
 
 # ---------------------------------------------------------------------------------------- use

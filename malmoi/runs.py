@@ -4,6 +4,10 @@
 preset, arguments), ``metrics.jsonl``, ``curve.png`` and ``checkpoints/``. Everything is
 written to a temporary sibling first and renamed into place, so a crash never leaves a
 half-written file or folder behind.
+
+Every task's training call opens its run directory with ``start_run``: one process writes it,
+an existing run is refused without --resume, and a run killed before its first checkpoint
+is started again.
 """
 from __future__ import annotations
 
@@ -12,8 +16,9 @@ import os
 import shutil
 import tempfile
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from .errors import MalmoiError
 
@@ -85,3 +90,75 @@ def read_meta(run: str | os.PathLike) -> dict:
 
 def write_meta(run: str | os.PathLike, meta: dict) -> None:
     atomic_write_json(Path(run) / META_FILE, meta)
+
+
+# ---------------------------------------------------------------------------------------- a training call
+
+
+def process_state():
+    """accelerate's view of this process (rank, main or not), set up as the training loop sets it
+    up: on a machine without GPUs accelerate needs ``cpu=True`` to honour torchrun's environment,
+    and the first call decides for the whole process."""
+    import torch
+    from accelerate import PartialState
+
+    return PartialState(cpu=not torch.cuda.is_available())
+
+
+def restart_unfinished(out: str | os.PathLike, task: str, say: Callable[[str], None]) -> bool:
+    """Remove a ``task`` run killed before its first checkpoint (it holds only a tokenizer and
+    malmoi.json): there is nothing to resume, and left in place it would block both a rerun and
+    --resume. Any other folder is left alone."""
+    out = Path(out)
+    if not (out / META_FILE).is_file() or (out / "checkpoints" / "last").exists():
+        return False
+    try:
+        meta = read_meta(out)
+    except MalmoiError:
+        return False
+    if meta.get("task") != task or meta.get("status") != "training":
+        return False
+    say(f"{out} never reached a checkpoint; starting it again")
+    shutil.rmtree(out)
+    return True
+
+
+@dataclass
+class RunStart:
+    """How a training call found its run directory (what ``start_run`` yields)."""
+
+    out: Path
+    """The run directory."""
+    resume: bool
+    """Training continues from ``checkpoints/last``."""
+    reopen: bool
+    """Rebuild the tokenizer and model from the directory: on resume, and on every process but the
+    main one, which has written them by the time the others get here."""
+    fresh: bool
+    """The directory did not exist before this call."""
+
+    @contextmanager
+    def building(self) -> Iterator[None]:
+        """Remove the directory again if what is built inside fails, so that a rerun is not refused."""
+        try:
+            yield
+        except BaseException:
+            if self.fresh and self.out.is_dir() and not any(self.out.iterdir()):
+                self.out.rmdir()
+            raise
+
+
+@contextmanager
+def start_run(out: str | os.PathLike, task: str, resume: bool, say: Callable[[str], None]) -> Iterator[RunStart]:
+    """Create or reopen the run directory of a ``task`` training call. The main process goes first
+    (the others wait until it leaves the block): it restarts an unfinished run, refuses to overwrite
+    an existing one without ``resume`` and to resume a missing one."""
+    state = process_state()
+    out = Path(out)
+    with state.main_process_first():
+        restarted = state.is_main_process and restart_unfinished(out, task, say)
+        resumed = resume and (out / "checkpoints" / "last").exists()
+        fresh = not out.exists()
+        if state.is_main_process:
+            prepare_out(out, resume and not restarted)
+        yield RunStart(out, resumed, resumed or not state.is_main_process, fresh)

@@ -15,6 +15,9 @@ The codec turns text into ids and back, so the model never sees text:
 
 Validation reports loss (per target token), perplexity, and BLEU and chrF (sacrebleu) of greedy
 answers against the references, and prints a few sample answers after every evaluation.
+
+The transformer family (``bart``) shares the run directory, datasets, validation and training
+call: ``prepare_pair_run`` and ``fit_pairs`` take the family's task object.
 """
 from __future__ import annotations
 
@@ -22,13 +25,13 @@ import math
 import os
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Sequence
 
 from .errors import MalmoiError
 from .generators import Answer, AttentionMap
-from .tasks import LoopOptions, Say, TrainResult, best_eval_metrics, register, stderr_say
+from .tasks import LoopOptions, Say, TrainResult, finish_run, recorded_args, register, stderr_say, unwrap
 
 UNITS = ("subword", "morphemes", "words", "chars")
 VOCAB_FILE = "malmoi_vocab.json"
@@ -360,13 +363,124 @@ def make_evaluate(codec, sample_sources: list[str], max_source_length: int, show
     return evaluate
 
 
+# ---------------------------------------------------------------------------------------- a run, any family
+
+
+@dataclass
+class PairRun:
+    """A seq2seq run directory ready to train in, whatever the model family."""
+
+    opts: Seq2SeqOptions
+    """The options; a resumed run's model and lengths as the run recorded them."""
+    data: PairData
+    """The pairs to train and validate on."""
+    out: Path
+    """The run directory."""
+    codec: Any
+    """Text ↔ ids (``SubwordCodec`` or ``VocabCodec``)."""
+    model: Any
+    """The model to train (``LSTMSeq2Seq`` or a Hugging Face encoder-decoder)."""
+    resume: bool
+    """Training continues from ``checkpoints/last``."""
+
+
+def pair_meta(opts: Seq2SeqOptions, data: PairData, model, architecture: str, attention: str) -> dict:
+    """malmoi.json of a fresh seq2seq run (``status: training`` until ``fit`` ends)."""
+    from . import __version__
+
+    return {
+        "task": "seq2seq",
+        "architecture": architecture,
+        "malmoi_version": __version__,
+        "preset": opts.preset,
+        "attention": attention,
+        "units": opts.units,
+        "columns": {"source": opts.source, "target": opts.target},
+        "max_source_length": opts.max_source_length,
+        "max_target_length": opts.max_target_length,
+        "parameters": model.num_parameters(),
+        "args": recorded_args(opts),
+        "data": {"train": str(opts.data), "valid": str(opts.valid) if opts.valid else None,
+                 "train_examples": len(data.train_sources), "valid_examples": len(data.valid_sources),
+                 "skipped_empty": data.skipped_empty},
+        "status": "training",
+    }
+
+
+def new_codec(opts: Seq2SeqOptions, data: PairData, say: Say):
+    """The codec of a fresh run: the given tokenizer, or one trained on both sides of the training pairs."""
+    texts = data.train_sources + data.train_targets
+    if opts.tokenizer is not None:
+        say(f"using the tokenizer in {opts.tokenizer}")
+    elif opts.units == "subword":
+        say(f"training a BPE tokenizer ({opts.vocab_size} tokens, Kiwi morpheme cuts) on {len(texts)} texts")
+    else:
+        say(f"building a {opts.units} vocabulary of up to {opts.vocab_size} tokens from {len(texts)} texts")
+    return build_codec(opts.units, texts, opts.vocab_size, opts.tokenizer)
+
+
+def prepare_pair_run(family, opts: Seq2SeqOptions, data: PairData, say: Say) -> PairRun:
+    """Create or reopen the run directory of a seq2seq training call. ``family`` is the model
+    family's task object: ``build_model(opts, codec)``, ``resumed_options(opts, out)`` (what a
+    resumed run takes from its malmoi.json) and ``meta(opts, data, model)`` (the malmoi.json it writes)."""
+    from .runs import start_run, write_meta
+
+    with start_run(opts.out, family.name, opts.resume, say) as run:
+        if run.reopen:
+            opts = family.resumed_options(opts, run.out) if run.resume else opts
+            codec = load_codec(run.out, opts.units)
+            return PairRun(opts, data, run.out, codec, family.build_model(opts, codec), run.resume)
+        with run.building():
+            codec = new_codec(opts, data, say)
+            model = family.build_model(opts, codec)
+        codec.save(run.out)
+        write_meta(run.out, family.meta(opts, data, model))
+        return PairRun(opts, data, run.out, codec, model, False)
+
+
+def pair_datasets(codec, data: PairData, opts: Seq2SeqOptions):
+    """(train, valid) ``Seq2SeqDataset``s of the pairs."""
+    from .data.datasets import Seq2SeqDataset
+
+    codec.prepare(data.train_sources + data.train_targets + data.valid_sources + data.valid_targets)
+
+    def dataset(sources, targets):
+        return Seq2SeqDataset(sources, targets, codec.source_encoder, codec.target_encoder,
+                              max_source_length=opts.max_source_length, max_target_length=opts.max_target_length)
+
+    return dataset(data.train_sources, data.train_targets), dataset(data.valid_sources, data.valid_targets)
+
+
+def fit_pairs(run: PairRun, say: Say, started: float, *, describe: str, save_model: Callable,
+              answer: Callable = lstm_greedy) -> TrainResult:
+    """Train ``run.model`` with the seq2seq validation (loss, perplexity, BLEU, chrF; sample answers
+    in the log after each evaluation). ``describe`` names the model in the log, ``save_model(model,
+    folder)`` writes the plain model into an export, ``answer`` is ``make_evaluate``'s."""
+    from .data.batching import PadCollator
+    from .training import fit
+
+    opts, data, codec = run.opts, run.data, run.codec
+    train_set, valid_set = pair_datasets(codec, data, opts)
+    say(f"{len(train_set)} training and {len(valid_set)} validation pairs; {describe}")
+    shown: list[tuple[str, str]] = []
+    evaluate = make_evaluate(codec, data.valid_sources[: opts.eval_samples], opts.max_source_length, shown,
+                             answer=answer)
+
+    def on_eval(step: int, metrics: dict[str, float]) -> None:
+        for question, reply in shown:
+            say(f"  Q: {question}\n  A: {reply}")
+
+    def export(model, folder) -> None:
+        save_model(unwrap(model), folder)
+        codec.save(folder)
+
+    result = fit(run.model, train_set, valid_set, PadCollator(pad_id=codec.pad_id), opts.train_args(), run.out,
+                 evaluate=evaluate, export=export, metric="loss", maximize=False, resume=run.resume,
+                 lengths=train_set.lengths, on_eval=on_eval)
+    return finish_run(run.out, result, started, len(train_set), len(valid_set), data.skipped_empty)
+
+
 # ---------------------------------------------------------------------------------------- the task
-
-
-def _unwrap(model):
-    while hasattr(model, "module") or hasattr(model, "_orig_mod"):
-        model = getattr(model, "module", None) or getattr(model, "_orig_mod")
-    return model
 
 
 class Seq2SeqTask:
@@ -388,115 +502,32 @@ class Seq2SeqTask:
                                  **opts.model_overrides)
         return LSTMSeq2Seq(cfg)
 
-    def _meta(self, opts: Seq2SeqOptions, data: PairData, model) -> dict:
-        from . import __version__
+    def meta(self, opts: Seq2SeqOptions, data: PairData, model) -> dict:
+        return pair_meta(opts, data, model, ARCHITECTURE, model.config.attention)
 
-        return {
-            "task": self.name,
-            "architecture": ARCHITECTURE,
-            "malmoi_version": __version__,
-            "preset": opts.preset,
-            "attention": model.config.attention,
-            "units": opts.units,
-            "columns": {"source": opts.source, "target": opts.target},
-            "max_source_length": opts.max_source_length,
-            "max_target_length": opts.max_target_length,
-            "parameters": model.num_parameters(),
-            "args": {k: (str(v) if isinstance(v, os.PathLike) else v) for k, v in asdict(opts).items()},
-            "data": {"train": str(opts.data), "valid": str(opts.valid) if opts.valid else None,
-                     "train_examples": len(data.train_sources), "valid_examples": len(data.valid_sources),
-                     "skipped_empty": data.skipped_empty},
-            "status": "training",
-        }
-
-    def _prepare_run(self, opts: Seq2SeqOptions, data: PairData, say: Say):
-        """(out, codec, model, resume). A fresh run writes its codec and ``malmoi.json`` before
-        training; a resumed one is rebuilt from them, whatever the new command says."""
+    def resumed_options(self, opts: Seq2SeqOptions, out: Path) -> Seq2SeqOptions:
+        """On resume the codec and model are rebuilt as the run recorded them, whatever the new command says."""
         from dataclasses import replace
 
-        from accelerate import PartialState
+        from .runs import read_meta
 
-        from .runs import prepare_out, read_meta, write_meta
-
-        state = PartialState()
-        out = Path(opts.out)
-        with state.main_process_first():
-            resume = opts.resume and (out / "checkpoints" / "last").exists()
-            if resume or not state.is_main_process:
-                if state.is_main_process:
-                    prepare_out(out, True)
-                meta = read_meta(out)
-                if meta.get("task") != self.name:
-                    raise MalmoiError("E305", f"{out} holds a {meta.get('task')!r} run, not seq2seq")
-                saved = meta.get("args", {})
-                keep = ("preset", "units", "max_source_length", "max_target_length", "teacher_forcing", "model_overrides")
-                opts = replace(opts, **{k: saved[k] for k in keep if k in saved})
-                codec = load_codec(out, opts.units)
-                return out, codec, self.build_model(opts, codec), resume
-            fresh = not out.exists()
-            prepare_out(out, opts.resume)
-            try:
-                texts = data.train_sources + data.train_targets
-                say(f"building a {opts.units} vocabulary of up to {opts.vocab_size} tokens from {len(texts)} texts"
-                    if opts.tokenizer is None else f"using the tokenizer in {opts.tokenizer}")
-                codec = build_codec(opts.units, texts, opts.vocab_size, opts.tokenizer)
-                model = self.build_model(opts, codec)
-            except BaseException:
-                if fresh and out.is_dir() and not any(out.iterdir()):
-                    out.rmdir()
-                raise
-            codec.save(out)
-            write_meta(out, self._meta(opts, data, model))
-            return out, codec, model, False
+        meta = read_meta(out)
+        if meta.get("task") != self.name:
+            raise MalmoiError("E305", f"{out} holds a {meta.get('task')!r} run, not seq2seq")
+        saved = meta.get("args", {})
+        keep = ("preset", "units", "max_source_length", "max_target_length", "teacher_forcing", "model_overrides")
+        return replace(opts, **{k: saved[k] for k in keep if k in saved})
 
     def train(self, opts: Seq2SeqOptions, say: Say = stderr_say) -> TrainResult:
-        from accelerate import PartialState
-
-        from .data.batching import PadCollator
-        from .data.datasets import Seq2SeqDataset
-        from .runs import read_meta, write_meta
-        from .training import fit
-
         family = transformer_family(_run_preset(opts))
         if family is not None:
             return family().train(opts, say)
         started = time.monotonic()
-        data = read_pair_data(opts, say)
-        out, codec, model, resume = self._prepare_run(opts, data, say)
-        codec.prepare(data.train_sources + data.train_targets + data.valid_sources + data.valid_targets)
-
-        def dataset(sources, targets):
-            return Seq2SeqDataset(sources, targets, codec.source_encoder, codec.target_encoder,
-                                  max_source_length=opts.max_source_length, max_target_length=opts.max_target_length)
-
-        train_set = dataset(data.train_sources, data.train_targets)
-        valid_set = dataset(data.valid_sources, data.valid_targets)
-        say(f"{len(train_set)} training and {len(valid_set)} validation pairs; {opts.preset} "
-            f"({'no' if model.config.attention == 'none' else model.config.attention} attention), "
-            f"{model.num_parameters():,} parameters, "
-            f"{codec.vocab_size} {opts.units} tokens")
-        shown: list[tuple[str, str]] = []
-        evaluate = make_evaluate(codec, data.valid_sources[: opts.eval_samples], opts.max_source_length, shown)
-
-        def on_eval(step: int, metrics: dict[str, float]) -> None:
-            for question, answer in shown:
-                say(f"  Q: {question}\n  A: {answer}")
-
-        def export(model, folder) -> None:
-            _unwrap(model).save(folder)
-            codec.save(folder)
-
-        result = fit(model, train_set, valid_set, PadCollator(pad_id=codec.pad_id), opts.train_args(), out,
-                     evaluate=evaluate, export=export, metric="loss", maximize=False, resume=resume,
-                     lengths=train_set.lengths, on_eval=on_eval)
-        metrics = best_eval_metrics(out, result.best_step) or dict(result.metrics)
-        if PartialState().is_main_process:
-            meta = read_meta(out)
-            meta.update(status="done", result=metrics, stopped_by=result.stopped_by, steps=result.steps,
-                        epochs_done=result.epochs, samples_per_s=round(result.samples_per_s, 2))
-            write_meta(out, meta)
-        return TrainResult(out, metrics, len(train_set), len(valid_set), data.skipped_empty,
-                           time.monotonic() - started, result.stopped_by, result.steps, result.samples_per_s)
+        run = prepare_pair_run(self, opts, read_pair_data(opts, say), say)
+        attention = run.model.config.attention
+        describe = (f"{run.opts.preset} ({'no' if attention == 'none' else attention} attention), "
+                    f"{run.model.num_parameters():,} parameters, {run.codec.vocab_size} {run.opts.units} tokens")
+        return fit_pairs(run, say, started, describe=describe, save_model=lambda model, folder: model.save(folder))
 
     def load(self, run: str | os.PathLike):
         from .generators import load_generator
@@ -505,12 +536,13 @@ class Seq2SeqTask:
 
 
 def _run_preset(opts: Seq2SeqOptions) -> str:
-    """The preset that decides the model family: a resumed run keeps the one it was started with."""
-    meta = Path(opts.out) / "malmoi.json"
-    if opts.resume and meta.is_file():
+    """The preset that decides the model family: a resumed run keeps the one it was started with
+    (a run killed before its first checkpoint is started again, with the command's)."""
+    out = Path(opts.out)
+    if opts.resume and (out / "malmoi.json").is_file() and (out / "checkpoints" / "last").exists():
         from .runs import read_meta
 
-        return read_meta(opts.out).get("preset", opts.preset)
+        return read_meta(out).get("preset", opts.preset)
     return opts.preset
 
 
@@ -518,6 +550,42 @@ register(Seq2SeqTask())
 
 
 # ---------------------------------------------------------------------------------------- using a run
+
+
+def trained_run_meta(run: Path, architecture: str) -> dict:
+    """malmoi.json of ``run``, refused unless it holds a trained ``architecture`` model (every
+    family writes ``config.json`` and ``model.safetensors``)."""
+    from .runs import read_meta
+
+    meta = read_meta(run)
+    if meta.get("architecture") != architecture:
+        raise MalmoiError("E426", f"{run} holds a {meta.get('architecture') or meta.get('task')!r} model, "
+                                  f"not {architecture}")
+    if not (run / "config.json").is_file() or not (run / "model.safetensors").is_file():
+        raise MalmoiError("E427", f"{run} has no trained model yet (training did not finish; use --resume)")
+    return meta
+
+
+def encode_sources(codec, texts: Sequence[str], limit: int) -> list[list[int]]:
+    """Source ids of the inputs to answer. Unlike training, a text longer than ``limit`` tokens
+    (the model's --max-source-length) is refused, not truncated: the answer would ignore its end."""
+    from .data.datasets import encode_all
+
+    bad = [t for t in texts if not isinstance(t, str)]
+    if bad:
+        raise MalmoiError("E428", f"inputs must be strings, got {type(bad[0]).__name__}")
+    if any(not t.strip() for t in texts):
+        raise MalmoiError("E421", "empty input: give a sentence to answer")
+    codec.prepare(texts)
+    ids = encode_all(texts, codec.source_encoder)
+    for text, seq in zip(texts, ids):
+        if not seq:
+            raise MalmoiError("E421", f"empty input: {text!r} has no tokens")
+        if len(seq) > limit:
+            short = text if len(text) <= 40 else text[:40] + "…"
+            raise MalmoiError("E423", f"input is {len(seq)} tokens long ({short!r}); this model takes at most "
+                                      f"{limit} (its --max-source-length)")
+    return ids
 
 
 class Seq2SeqGenerator:
@@ -530,37 +598,14 @@ class Seq2SeqGenerator:
 
     @classmethod
     def from_run(cls, run: str | os.PathLike) -> "Seq2SeqGenerator":
-        from .models.lstm import CONFIG_FILE, WEIGHTS_FILE, LSTMSeq2Seq
-        from .runs import read_meta
+        from .models.lstm import LSTMSeq2Seq
 
         run = Path(run)
-        meta = read_meta(run)
-        if meta.get("architecture") != ARCHITECTURE:
-            raise MalmoiError("E426", f"{run} holds a {meta.get('architecture') or meta.get('task')!r} model, "
-                                      f"not {ARCHITECTURE}")
-        if not (run / WEIGHTS_FILE).is_file() or not (run / CONFIG_FILE).is_file():
-            raise MalmoiError("E427", f"{run} has no trained model yet (training did not finish; use --resume)")
+        meta = trained_run_meta(run, ARCHITECTURE)
         return cls(LSTMSeq2Seq.load(run), load_codec(run, meta.get("units", "subword")), run)
 
     def _encode(self, texts: Sequence[str]) -> list[list[int]]:
-        from .data.datasets import encode_all
-
-        bad = [t for t in texts if not isinstance(t, str)]
-        if bad:
-            raise MalmoiError("E428", f"inputs must be strings, got {type(bad[0]).__name__}")
-        if any(not t.strip() for t in texts):
-            raise MalmoiError("E421", "empty input: give a sentence to answer")
-        self.codec.prepare(texts)
-        ids = encode_all(texts, self.codec.source_encoder)  # no truncation: too long is an error here
-        limit = self.model.config.max_source_len
-        for text, seq in zip(texts, ids):
-            if not seq:
-                raise MalmoiError("E421", f"empty input: {text!r} has no tokens")
-            if len(seq) > limit:
-                short = text if len(text) <= 40 else text[:40] + "…"
-                raise MalmoiError("E423", f"input is {len(seq)} tokens long ({short!r}); this model takes at most "
-                                          f"{limit} (its --max-source-length)")
-        return ids
+        return encode_sources(self.codec, texts, self.model.config.max_source_len)
 
     def _decode_batch(self, ids: list[list[int]], beams: int, max_new_tokens: int | None, length_penalty: float):
         import torch

@@ -6,6 +6,10 @@ A task is a small class with ``name``, ``Options`` (a keyword-only dataclass ext
 ``TASKS`` and ``TASK_MODULES`` says which module to import for a task defined elsewhere. ``train(task=..., **options)`` and ``load(run)`` are what ``malmoi.train`` /
 ``malmoi.load`` and the CLI call, so the command line and Python behave the same.
 
+What every task's ``train`` shares lives here too: ``recorded_args`` (the options in malmoi.json),
+``finish_run`` (the result once ``fit`` ends), and for the tasks trained on plain text (lm, mlm)
+``read_corpus`` and ``prepare_corpus_run``; ``runs.start_run`` opens the run directory.
+
 classify
     file → ``read_labelled`` → label ids (sorted label strings) → tokenizer (trained WordPiece,
     or the one given) → ``ClassificationDataset`` → ``fit`` with an ``EncoderClassifier`` →
@@ -23,6 +27,7 @@ from pathlib import Path
 from typing import Any, Callable, ClassVar, Sequence
 
 from .errors import MalmoiError
+from .runs import process_state
 from .training import TrainArgs, parse_duration
 
 Say = Callable[[str], None]
@@ -88,6 +93,11 @@ class TrainResult:
 
     def to_dict(self) -> dict:
         return {**asdict(self), "run": str(self.run)}
+
+
+def recorded_args(opts) -> dict:
+    """A task's options as malmoi.json records them (paths as strings, so the file is JSON)."""
+    return {k: (str(v) if isinstance(v, os.PathLike) else v) for k, v in asdict(opts).items()}
 
 
 # ---------------------------------------------------------------------------------------- classify
@@ -249,17 +259,23 @@ def best_eval_metrics(out: Path, best_step: int | None) -> dict[str, float]:
     return found
 
 
-def process_state():
-    """accelerate's view of this process (rank, main or not), set up as the training loop sets it
-    up: on a machine without GPUs accelerate needs ``cpu=True`` to honour torchrun's environment,
-    and the first call decides for the whole process."""
-    import torch
-    from accelerate import PartialState
+def finish_run(out: Path, fitted, started: float, train_examples: int, valid_examples: int,
+               skipped_empty: int = 0) -> TrainResult:
+    """What a task's ``train`` returns once ``fit`` (its result is ``fitted``) has ended; the main
+    process also records it in malmoi.json. The metrics are those of the exported model."""
+    from .runs import read_meta, write_meta
 
-    return PartialState(cpu=not torch.cuda.is_available())
+    metrics = best_eval_metrics(out, fitted.best_step) or dict(fitted.metrics)
+    if process_state().is_main_process:
+        meta = read_meta(out)
+        meta.update(status="done", result=metrics, stopped_by=fitted.stopped_by, steps=fitted.steps,
+                    epochs_done=fitted.epochs, samples_per_s=round(fitted.samples_per_s, 2))
+        write_meta(out, meta)
+    return TrainResult(out, metrics, train_examples, valid_examples, skipped_empty, time.monotonic() - started,
+                       fitted.stopped_by, fitted.steps, fitted.samples_per_s)
 
 
-def _unwrap(model):
+def unwrap(model):
     """The plain module under DDP / compile wrappers."""
     while hasattr(model, "module") or hasattr(model, "_orig_mod"):
         model = getattr(model, "module", None) or getattr(model, "_orig_mod")
@@ -289,7 +305,7 @@ def classify_evaluate(model, loader) -> dict[str, float]:
     model.train(was_training)
     if not count:
         return {"loss": float("nan"), "accuracy": 0.0, "macro_f1": 0.0}
-    num_labels = _unwrap(model).num_labels
+    num_labels = unwrap(model).num_labels
     report = classification_report(np.concatenate(gold), np.concatenate(pred), [str(i) for i in range(num_labels)])
     return {"loss": total_loss / count, "accuracy": report.accuracy, "macro_f1": report.macro_f1}
 
@@ -337,7 +353,6 @@ class ClassifyTask:
     def _meta(self, opts: ClassifyOptions, data: ClassifyData) -> dict:
         from . import __version__
 
-        args = {k: (str(v) if isinstance(v, os.PathLike) else v) for k, v in asdict(opts).items()}
         return {
             "task": self.name,
             "malmoi_version": __version__,
@@ -346,7 +361,7 @@ class ClassifyTask:
             "preset": opts.preset,
             "pretrained": str(opts.pretrained) if opts.pretrained else None,
             "max_length": opts.max_length,
-            "args": args,
+            "args": recorded_args(opts),
             "data": {"train": str(opts.data), "valid": str(opts.valid) if opts.valid else None,
                      "train_examples": len(data.train_texts), "valid_examples": len(data.valid_texts),
                      "skipped_empty": data.skipped_empty},
@@ -367,52 +382,22 @@ class ClassifyTask:
         keep = {k: saved[k] for k in ("preset", "pretrained", "model_overrides", "dropout") if k in saved}
         return replace(opts, **keep)
 
-    def _restart_unfinished(self, out: Path, say: Say) -> bool:
-        """A run killed before its first checkpoint holds only a tokenizer and malmoi.json: nothing to
-        resume, so it is started again instead of blocking both a rerun and --resume."""
-        import shutil
-
-        from .runs import read_meta
-
-        if not (out / "malmoi.json").is_file() or (out / "checkpoints" / "last").exists():
-            return False
-        try:
-            meta = read_meta(out)
-        except MalmoiError:
-            return False
-        if meta.get("task") != self.name or meta.get("status") != "training":
-            return False
-        say(f"{out} never reached a checkpoint; starting it again")
-        shutil.rmtree(out)
-        return True
-
     def _prepare_run(self, opts: ClassifyOptions, data: ClassifyData, say: Say):
-        """(out, tokenizer, model): create or reopen the run directory; only the main process writes,
-        and only once the tokenizer and the model are known to build."""
-        from .runs import prepare_out, write_meta
+        """(out, tokenizer, model, resume): create or reopen the run directory; only the main process
+        writes, and only once the tokenizer and the model are known to build."""
+        from .runs import start_run, write_meta
         from .text.ngrams import NgramFeaturizer, is_featurizer_folder
         from .text.subword import load_tokenizer
 
-        state = process_state()
-        out = Path(opts.out)
-        with state.main_process_first():
-            restarted = state.is_main_process and self._restart_unfinished(out, say)
-            resume = opts.resume and (out / "checkpoints" / "last").exists()
-            if resume or not state.is_main_process:
-                if state.is_main_process:
-                    prepare_out(out, True)
-                opts = self._resumed_options(opts, out, data) if resume else opts
+        with start_run(opts.out, self.name, opts.resume, say) as run:
+            out = run.out
+            if run.reopen:
+                opts = self._resumed_options(opts, out, data) if run.resume else opts
                 tokenizer = NgramFeaturizer.from_pretrained(out) if is_featurizer_folder(out) else load_tokenizer(out)
-                return out, tokenizer, self.build_model(opts, tokenizer, len(data.labels)), resume
-            fresh = not out.exists()
-            prepare_out(out, opts.resume and not restarted)  # refuses an existing run, or --resume of a missing one
-            try:
+                return out, tokenizer, self.build_model(opts, tokenizer, len(data.labels)), run.resume
+            with run.building():
                 tokenizer = self.build_tokenizer(opts, data.train_texts, say)
                 model = self.build_model(opts, tokenizer, len(data.labels))
-            except BaseException:
-                if fresh and out.is_dir() and not any(out.iterdir()):
-                    out.rmdir()
-                raise
             tokenizer.save_pretrained(out)
             write_meta(out, self._meta(opts, data))
             return out, tokenizer, model, False
@@ -421,7 +406,6 @@ class ClassifyTask:
         from .data.batching import PadCollator
         from .data.datasets import ClassificationDataset
         from .models.ngram import NgramDataset
-        from .runs import read_meta, write_meta
         from .text.ngrams import NgramFeaturizer
         from .training import fit
 
@@ -441,26 +425,66 @@ class ClassifyTask:
             f"{len(data.labels)} classes: {', '.join(data.labels)}")
 
         def export(model, folder) -> None:
-            _unwrap(model).save(folder)
+            unwrap(model).save(folder)
             tokenizer.save_pretrained(folder)
 
         collate = PadCollator(pad_id=tokenizer.pad_token_id or 0)
         result = fit(model, train_set, valid_set, collate, opts.train_args(), out,
                      evaluate=classify_evaluate, export=export, metric="accuracy", maximize=True,
                      resume=resume, lengths=train_set.lengths)
-        metrics = best_eval_metrics(out, result.best_step) or dict(result.metrics)
-        if process_state().is_main_process:
-            meta = read_meta(out)
-            meta.update(status="done", result=metrics, stopped_by=result.stopped_by, steps=result.steps,
-                        epochs_done=result.epochs, samples_per_s=round(result.samples_per_s, 2))
-            write_meta(out, meta)
-        return TrainResult(out, metrics, len(train_set), len(valid_set), data.skipped_empty,
-                           time.monotonic() - started, result.stopped_by, result.steps, result.samples_per_s)
+        return finish_run(out, result, started, len(train_set), len(valid_set), data.skipped_empty)
 
     def load(self, run: str | os.PathLike):
         from .inference import TextClassifier
 
         return TextClassifier.from_run(run)
+
+
+# ---------------------------------------------------------------------------------------- plain-text corpora
+
+
+def split_texts(texts: Sequence[str], fraction: float, max_valid: int, seed: int) -> tuple[list[str], list[str]]:
+    """(train, valid): a seeded random ``fraction`` of the texts (at least 1, at most ``max_valid``)
+    held out, both sides in their original order."""
+    if len(texts) < 2:
+        raise MalmoiError("E112", f"{len(texts)} document is too few to hold out a validation split; add lines")
+    n_valid = min(max(1, round(len(texts) * fraction)), max_valid, len(texts) - 1)
+    held = set(random.Random(seed).sample(range(len(texts)), n_valid))
+    return [t for i, t in enumerate(texts) if i not in held], [t for i, t in enumerate(texts) if i in held]
+
+
+def read_corpus(opts) -> tuple[list[str], list[str]]:
+    """(train, valid) documents of a task trained on plain text (lm, mlm): the lines of
+    ``opts.data``, or its ``opts.column``, split by ``split_texts``."""
+    from .data.readers import read_texts
+
+    texts = read_texts(opts.data, opts.column)
+    if not texts:
+        raise MalmoiError("E102", f"{opts.data}: column {opts.column!r} holds no non-empty text")
+    return split_texts(texts, opts.valid_split, opts.max_valid, opts.seed)
+
+
+def prepare_corpus_run(task, opts, say: Say):
+    """(opts, out, (train, valid), tokenizer, model, resume) of a task trained on plain text. ``task``
+    gives ``build_tokenizer(opts, texts, say)``, ``build_model(opts, tokenizer)``,
+    ``resumed_options(opts, out)`` (what a resumed run takes from its malmoi.json) and
+    ``meta(opts, train, valid, model)``. The run directory is written only once the data reads
+    and the tokenizer and the model build."""
+    from .runs import start_run, write_meta
+    from .text.subword import load_tokenizer
+
+    with start_run(opts.out, task.name, opts.resume, say) as run:
+        if run.reopen:
+            opts = task.resumed_options(opts, run.out) if run.resume else opts
+            tokenizer = load_tokenizer(run.out)
+            return opts, run.out, read_corpus(opts), tokenizer, task.build_model(opts, tokenizer), run.resume
+        with run.building():
+            texts = read_corpus(opts)
+            tokenizer = task.build_tokenizer(opts, texts[0], say)
+            model = task.build_model(opts, tokenizer)
+        tokenizer.save_pretrained(run.out)
+        write_meta(run.out, task.meta(opts, *texts, model))
+        return opts, run.out, texts, tokenizer, model, False
 
 
 # ---------------------------------------------------------------------------------------- registry

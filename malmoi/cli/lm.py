@@ -7,7 +7,6 @@ parsed: runs whose generator has ``stream`` / sampling (language models) take th
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Optional, Sequence
@@ -16,6 +15,15 @@ import typer
 
 from ..errors import MalmoiError
 from . import train_app
+from .train import print_result
+
+
+def summary_line(result) -> str:
+    """One line: the exported model's validation scores, how long, where."""
+    m = result.metrics
+    return (f"loss {m.get('loss', float('nan')):.4f} perplexity {m.get('perplexity', float('nan')):.2f} on "
+            f"{result.valid_examples} validation texts; {result.steps} steps ({result.stopped_by}), "
+            f"{result.samples_per_s:.0f} blocks/s, {result.seconds:.0f} s → {result.run}")
 
 
 @train_app.command(short_help="GPT-style language model on plain text: malmoi train lm --data corpus.txt "
@@ -57,15 +65,7 @@ def lm(
         batch_size=batch_size, lr=lr, time_budget=time_budget, eval_every=eval_every, patience=patience,
         grad_accum=grad_accum, bf16=bf16, seed=seed, resume=resume, progress=not as_json,
     )
-    if int(os.environ.get("RANK", "0")) != 0:
-        return
-    if as_json:
-        print(json.dumps(result.to_dict(), ensure_ascii=False))
-        return
-    m = result.metrics
-    print(f"loss {m.get('loss', float('nan')):.4f} perplexity {m.get('perplexity', float('nan')):.2f} on "
-          f"{result.valid_examples} validation texts; {result.steps} steps ({result.stopped_by}), "
-          f"{result.samples_per_s:.0f} blocks/s, {result.seconds:.0f} s → {result.run}")
+    print_result(result, as_json, summary_line)
 
 
 def print_generations(generator, texts: Sequence[str], *, beams: int = 1, max_new_tokens: int | None = None,

@@ -1,14 +1,13 @@
 """`malmoi pretrain mlm`: parse, call ``pretraining.pretrain``, print a summary."""
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 from typing import Optional
 
 import typer
 
 from . import pretrain_app
+from .train import print_result
 
 
 def summary_line(result) -> str:
@@ -62,9 +61,4 @@ def mlm(
         warmup=warmup, time_budget=time_budget, eval_every=eval_every, grad_accum=grad_accum, bf16=bf16,
         seed=seed, resume=resume, progress=not as_json,
     )
-    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun, one summary
-        return
-    if as_json:
-        print(json.dumps(result.to_dict(), ensure_ascii=False))
-    else:
-        print(summary_line(result))
+    print_result(result, as_json, summary_line)

@@ -6,7 +6,6 @@ family from the run's ``malmoi.json``; new families plug in there, not here.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import List, Optional
 
@@ -14,6 +13,15 @@ import typer
 
 from ..errors import MalmoiError
 from . import app, train_app
+from .train import print_result
+
+
+def summary_line(result) -> str:
+    """One line: the exported model's validation scores, how long, where."""
+    m = result.metrics
+    scores = " ".join(f"{k} {m[k]:.2f}" for k in ("loss", "perplexity", "bleu", "chrf") if k in m)
+    return (f"{scores} on {result.valid_examples} validation pairs; {result.steps} steps ({result.stopped_by}), "
+            f"{result.samples_per_s:.0f} samples/s, {result.seconds:.0f} s → {result.run}")
 
 
 @train_app.command(short_help="Question → answer seq2seq (LSTM or BART): malmoi train seq2seq --data chatbot.csv "
@@ -66,15 +74,7 @@ def seq2seq(
         patience=patience, grad_accum=grad_accum, bf16=bf16, seed=seed, num_threads=threads, resume=resume,
         progress=not as_json,
     )
-    if int(os.environ.get("RANK", "0")) != 0:
-        return
-    if as_json:
-        print(json.dumps(result.to_dict(), ensure_ascii=False))
-        return
-    m = result.metrics
-    scores = " ".join(f"{k} {m[k]:.2f}" for k in ("loss", "perplexity", "bleu", "chrf") if k in m)
-    print(f"{scores} on {result.valid_examples} validation pairs; {result.steps} steps ({result.stopped_by}), "
-          f"{result.samples_per_s:.0f} samples/s, {result.seconds:.0f} s → {result.run}")
+    print_result(result, as_json, summary_line)
 
 
 def _check_beams(beams: int) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import typer
 
@@ -25,6 +25,14 @@ def summary_line(result) -> str:
         else " ".join(f"{k} {v:.4f}" for k, v in m.items())
     return (f"{scores} on {result.valid_examples} validation examples; {result.steps} steps "
             f"({result.stopped_by}), {result.samples_per_s:.0f} samples/s, {result.seconds:.0f} s → {result.run}")
+
+
+def print_result(result, as_json: bool, summary: Callable = summary_line) -> None:
+    """What a training command prints: the result as JSON, or ``summary(result)``; under torchrun
+    only rank 0 prints, so the output is one result."""
+    if int(os.environ.get("RANK", "0")) != 0:
+        return
+    print(json.dumps(result.to_dict(), ensure_ascii=False) if as_json else summary(result))
 
 
 @train_app.command(short_help="Text classifier from a labelled table: malmoi train classify --data reviews.tsv "
@@ -73,9 +81,4 @@ def classify(
         batch_size=batch_size, lr=lr, max_length=max_length, time_budget=time_budget, eval_every=eval_every,
         patience=patience, grad_accum=grad_accum, bf16=bf16, seed=seed, resume=resume, progress=not as_json,
     )
-    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun, one summary
-        return
-    if as_json:
-        print(json.dumps(result.to_dict(), ensure_ascii=False))
-    else:
-        print(summary_line(result))
+    print_result(result, as_json)
