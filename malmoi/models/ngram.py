@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -43,47 +43,66 @@ POOLINGS = ("mean", "attention")
 
 
 @dataclass
+class NgramBagConfig:
+    """One member of an ``NgramClassifier``: which n-grams it reads and how it pools them."""
+
+    pooling: str = "mean"
+    """``mean`` (fastText) or ``attention`` (learned weights over a text's n-grams)."""
+    dim: int = 16
+    """Width of this member's n-gram embeddings."""
+    heads: int = 1
+    """Attention heads, each with its own learned scoring vector (``attention`` only)."""
+    per_kind: bool = True
+    """Pool each n-gram kind on its own and add the kinds' vectors, so a text's many character
+    n-grams do not drown its few words and morphemes (needs the model's ``groups`` > 1)."""
+    kinds: list[int] | None = None
+    """The kinds (``(id - 1) % groups``) this member reads; None reads them all."""
+    rows: int = 0
+    """Rows of this member's embedding table, ids folded into it (0 = the model's ``num_embeddings``)."""
+
+    def check(self, groups: int, num_embeddings: int) -> None:
+        if self.pooling not in POOLINGS:
+            raise MalmoiError("E451", f"pooling must be one of {', '.join(POOLINGS)}, got {self.pooling!r}")
+        if self.dim < 1 or self.heads < 1:
+            raise MalmoiError("E451", f"dim and heads must be ≥ 1, got {self.dim} and {self.heads}")
+        if self.kinds is not None and (not self.kinds or any(not 0 <= k < groups for k in self.kinds)):
+            raise MalmoiError("E451", f"kinds must be a non-empty list of group numbers below {groups}, got {self.kinds}")
+        # folding keeps (id - 1) % groups only when the table holds whole rounds of the groups
+        if self.rows and (self.rows % groups or not groups <= self.rows < num_embeddings):
+            raise MalmoiError("E451", f"rows must be a multiple of {groups} below {num_embeddings}, got {self.rows}")
+
+
+@dataclass
 class NgramClassifierConfig:
     """Sizes of an ``NgramClassifier`` (saved as ``ngram_model.json``)."""
 
     num_embeddings: int
-    """Rows of each embedding table: the featurizer's buckets + 1 (row 0 is padding)."""
+    """Ids the featurizer emits: its buckets + 1 (id 0 is padding)."""
     num_labels: int = 2
     """Classes."""
-    dim: int = 64
-    """Width of an n-gram embedding."""
-    hidden: int = 0
-    """Width of a ReLU layer between the pooled embedding and the output (0 = none)."""
     groups: int = 1
-    """N-gram kinds told apart by id (``(id - 1) % groups``, as ``NgramConfig.separate_kinds`` hashes
-    them); each kind is pooled on its own and the kinds' vectors are added."""
-    pooling: str = "mean"
-    """``mean``, ``attention``, or several joined by ``+`` (one member each, ensembled)."""
-    heads: int = 1
-    """Attention heads: each has its own learned scoring vector."""
+    """N-gram kinds told apart by id: ``(id - 1) % groups``, as ``NgramConfig.separate_kinds`` hashes them."""
+    members: list[NgramBagConfig] = field(default_factory=lambda: [NgramBagConfig()])
+    """The ensemble's members; their mean probability is the prediction."""
+    hidden: int = 0
+    """Width of a ReLU layer between a member's pooled vector and its output (0 = none)."""
     ngram_dropout: float = 0.0
     """Fraction of a text's n-grams dropped at random in training (the rest are pooled)."""
     dropout: float = 0.0
     """Dropout on the pooled vector (and the hidden layer)."""
-
-    @property
-    def members(self) -> list[str]:
-        return self.pooling.split("+")
 
     def __post_init__(self) -> None:
         if self.num_embeddings < 2:
             raise MalmoiError("E451", f"num_embeddings must be at least 2, got {self.num_embeddings}")
         if self.num_labels < 2:
             raise MalmoiError("E402", f"a classifier needs at least 2 labels, got {self.num_labels}")
-        if self.dim < 1 or self.hidden < 0:
-            raise MalmoiError("E451", f"dim must be ≥ 1 and hidden ≥ 0, got {self.dim} and {self.hidden}")
-        if not self.members or any(m not in POOLINGS for m in self.members):
-            raise MalmoiError("E451", f"pooling must be {' or '.join(POOLINGS)}, or several joined by '+', "
-                                      f"got {self.pooling!r}")
-        if self.groups < 1:
-            raise MalmoiError("E451", f"groups must be ≥ 1, got {self.groups}")
-        if self.heads < 1:
-            raise MalmoiError("E451", f"heads must be ≥ 1, got {self.heads}")
+        if self.groups < 1 or self.hidden < 0:
+            raise MalmoiError("E451", f"groups must be ≥ 1 and hidden ≥ 0, got {self.groups} and {self.hidden}")
+        if not self.members:
+            raise MalmoiError("E451", "an n-gram classifier needs at least one member")
+        self.members = [m if isinstance(m, NgramBagConfig) else NgramBagConfig(**m) for m in self.members]
+        for member in self.members:
+            member.check(self.groups, self.num_embeddings)
         for name in ("ngram_dropout", "dropout"):
             if not 0 <= getattr(self, name) < 1:
                 raise MalmoiError("E451", f"{name} must be in [0, 1), got {getattr(self, name)}")
@@ -92,22 +111,23 @@ class NgramClassifierConfig:
 class NgramBag(nn.Module):
     """One member: an embedding table pooled one way, an optional ReLU layer, a linear head."""
 
-    def __init__(self, config: NgramClassifierConfig, pooling: str):
+    def __init__(self, config: NgramClassifierConfig, bag: NgramBagConfig):
         super().__init__()
-        self.config, self.pooling = config, pooling
-        if pooling == "mean":
+        self.config, self.bag = config, bag
+        rows = (bag.rows or config.num_embeddings - 1) + 1
+        if bag.pooling == "mean":
             # a weighted sum: 1 / (n-grams of the kind) per n-gram is the per-kind mean
-            self.embed = nn.EmbeddingBag(config.num_embeddings, config.dim, mode="sum", padding_idx=0)
+            self.embed = nn.EmbeddingBag(rows, bag.dim, mode="sum", padding_idx=0)
             self.score = None
-            width = config.dim
+            width = bag.dim
         else:
-            self.embed = nn.Embedding(config.num_embeddings, config.dim, padding_idx=0)
-            self.score = nn.Linear(config.dim, config.heads)  # one scoring vector per head
+            self.embed = nn.Embedding(rows, bag.dim, padding_idx=0)
+            self.score = nn.Linear(bag.dim, bag.heads)  # one scoring vector per head
             nn.init.zeros_(self.score.weight)  # start as the mean
             nn.init.zeros_(self.score.bias)
-            width = config.dim * config.heads
+            width = bag.dim * bag.heads
         # fastText's start: small random n-gram vectors, an output layer at zero
-        nn.init.uniform_(self.embed.weight, -1.0 / config.dim, 1.0 / config.dim)
+        nn.init.uniform_(self.embed.weight, -1.0 / bag.dim, 1.0 / bag.dim)
         with torch.no_grad():
             self.embed.weight[0].zero_()
         self.hidden = None
@@ -120,26 +140,31 @@ class NgramBag(nn.Module):
         nn.init.zeros_(self.head.bias)
 
     def pooled(self, input_ids: torch.Tensor) -> torch.Tensor:
-        """(B, D) mean or (B, K·D) attention-pooled embedding of each row's non-padding ids
-        (zeros for an empty row)."""
-        if self.training and self.config.ngram_dropout:
-            drop = torch.rand(input_ids.shape, device=input_ids.device) < self.config.ngram_dropout
-            input_ids = input_ids.masked_fill(drop, 0)  # padding id: left out of the pooling
+        """(B, D) mean or (B, K·D) attention-pooled embedding of each row's n-grams (zeros for none)."""
+        bag, groups = self.bag, self.config.groups
         keep = input_ids != 0  # (B, T)
-        groups = self.config.groups
         kind = (input_ids - 1).remainder(groups)  # (B, T); padding falls in some group but is masked
+        if bag.kinds is not None:
+            keep &= torch.isin(kind, torch.tensor(bag.kinds, device=input_ids.device))
+        if self.training and self.config.ngram_dropout:
+            keep &= torch.rand(input_ids.shape, device=input_ids.device) >= self.config.ngram_dropout
+        ids = input_ids.masked_fill(~keep, 0)  # left out: the padding id
+        if bag.rows:
+            ids = torch.where(keep, (ids - 1).remainder(bag.rows) + 1, 0)  # folding keeps the kind
+        if not bag.per_kind:
+            kind = torch.zeros_like(kind)
+        parts = groups if bag.per_kind else 1
         if self.score is None:
-            counts = torch.zeros(len(input_ids), groups, device=input_ids.device).scatter_add_(
-                1, kind, keep.float())  # (B, G) n-grams of each kind
+            counts = torch.zeros(len(ids), parts, device=ids.device).scatter_add_(1, kind, keep.float())  # (B, G)
             weights = keep / counts.gather(1, kind).clamp_min(1)  # (B, T)
-            return self.embed(input_ids, per_sample_weights=weights)  # (B, D)
-        vectors = self.embed(input_ids)  # (B, T, D)
+            return self.embed(ids, per_sample_weights=weights)  # (B, D)
+        vectors = self.embed(ids)  # (B, T, D)
         scores = self.score(vectors)  # (B, T, K)
         pooled = 0
-        for g in range(groups):  # a softmax within each kind, then the kinds added
+        for g in range(parts):  # a softmax within each kind, then the kinds added
             mine = (keep & (kind == g))[..., None]  # (B, T, 1)
             # -1e9, not -inf: a row without this kind then spreads its weight evenly and the
-            # mask below zeroes it, instead of a NaN
+            # mask zeroes it, instead of a NaN
             weights = torch.softmax(scores.masked_fill(~mine, -1e9), dim=1) * mine  # (B, T, K)
             pooled = pooled + torch.einsum("btk,btd->bkd", weights, vectors)  # (B, K, D)
         return pooled.flatten(1)  # (B, K·D)
@@ -157,7 +182,7 @@ class NgramClassifier(nn.Module):
     def __init__(self, config: NgramClassifierConfig):
         super().__init__()
         self.config = config
-        self.members = nn.ModuleList(NgramBag(config, pooling) for pooling in config.members)
+        self.members = nn.ModuleList(NgramBag(config, bag) for bag in config.members)
 
     @property
     def num_labels(self) -> int:
@@ -277,14 +302,29 @@ def featurizer_for_preset(name: str, overrides: dict | None = None):
 
 def classifier_for_preset(name: str, featurizer, num_labels: int, dropout: float | None = None,
                           overrides: dict | None = None) -> NgramClassifier:
-    """A freshly initialised ``NgramClassifier`` of a preset's sizes, for ``featurizer``'s ids."""
+    """A freshly initialised ``NgramClassifier`` of a preset's sizes, for ``featurizer``'s ids.
+
+    A member's ``kinds`` are written by name in the preset (``["chars", "words"]``) and become the
+    featurizer's group numbers here; a member's ``rows`` shrink to fit a smaller featurizer."""
     from .presets import get_preset
 
+    features = featurizer.config
     settings = {**get_preset(name).config["model"], **_split_overrides(overrides)[1]}
     if dropout is not None:
         settings["dropout"] = dropout
+    members = []
+    for member in settings.pop("members", [{}]):
+        member = dict(asdict(member) if isinstance(member, NgramBagConfig) else member)
+        if member.get("kinds") is not None:
+            missing = [k for k in member["kinds"] if isinstance(k, str) and k not in features.kinds]
+            if missing:
+                raise MalmoiError("E451", f"a member reads n-gram kinds the featurizer does not make: {missing}")
+            member["kinds"] = [features.slot(k) if isinstance(k, str) else k for k in member["kinds"]]
+        rows = member.get("rows", 0)
+        member["rows"] = 0 if rows >= features.buckets else rows - rows % features.groups
+        members.append(member)
     return NgramClassifier(NgramClassifierConfig(num_embeddings=len(featurizer), num_labels=num_labels,
-                                                 groups=featurizer.config.groups, **settings))
+                                                 groups=features.groups, members=members, **settings))
 
 
 def load_ngram_run(run: str | os.PathLike):

@@ -3,11 +3,14 @@
 A text becomes a bag of n-grams of several kinds, each hashed into one of ``buckets`` ids
 (1 … buckets; 0 is padding), fastText-style::
 
-    "영화 재밌다"  ─►  chars      " 영", "영화", "화 ", " 재", …        (spaces kept: word edges, phrases)
-                  ─►  joined     "영화", "화재", "재밌", …             (spaces dropped: spacing-proof)
-                  ─►  words      "영화", "재밌다", "영화 재밌다"
-                  ─►  morphemes  "영화", "재밌", "다", "영화 재밌", …   (Kiwi)
-                  ─►  tagged     "영화/NNG", "재밌/VA", …              (Kiwi, with POS tags)
+    "영화 재밌다"  ─►  chars        " 영", "영화", "화 ", " 재", …        (spaces kept: word edges, phrases)
+                  ─►  joined       "영화", "화재", "재밌", …             (spaces dropped: spacing-proof)
+                  ─►  jamo         "ㅇㅕㅇ", "ㅈㅐㅁ", "ㅐㅁㅣ", …          (syllables split: typo-proof)
+                  ─►  words        "영화", "재밌다", "영화 재밌다"
+                  ─►  morphemes    "영화", "재밌", "다", "영화 재밌", …   (Kiwi)
+                  ─►  tagged       "영화/NNG", "재밌/VA", …              (Kiwi, with POS tags)
+                  ─►  tail_chars   character n-grams of the last words   (Korean puts the verdict last)
+                  ─►  tail_tagged  tagged n-grams of the last morphemes
 
 Hashing never uses Python's ``hash`` (randomised per process): a character n-gram is FNV-1a
 over its code points, a word or morpheme is BLAKE2b over its UTF-8 bytes, a token n-gram chains
@@ -35,10 +38,12 @@ from ..errors import MalmoiError
 
 CONFIG_FILE = "ngrams.json"
 FORMAT = "malmoi.NgramFeaturizer"
-KINDS = ("chars", "joined", "words", "morphemes", "tagged")
+KINDS = ("chars", "joined", "jamo", "words", "morphemes", "tagged", "tail_chars", "tail_tagged")
 """N-gram kinds in the order they are emitted: characters with spaces, characters without
-spaces, whitespace words, Kiwi morphemes, Kiwi morphemes with their POS tags."""
-TOKEN_KINDS = ("words", "morphemes", "tagged")
+spaces, jamo, whitespace words, Kiwi morphemes, Kiwi morphemes with their POS tags, and the
+characters and tagged morphemes of the text's end."""
+TOKEN_KINDS = ("words", "morphemes", "tagged", "tail_tagged")
+KIWI_KINDS = ("morphemes", "tagged", "tail_tagged")
 MAX_N = 8
 
 _MASK = (1 << 64) - 1
@@ -57,12 +62,23 @@ class NgramConfig:
     """Smallest and largest character n-gram over the text with its spaces (None = off)."""
     joined: tuple[int, int] | None = None
     """Character n-grams over the text with its spaces removed (None = off)."""
+    jamo: tuple[int, int] | None = None
+    """N-grams of jamo over the text with its spaces, Hangul syllables split into their letters
+    (``맛`` → ``ㅁ ㅏ ㅅ``), so spelling variants (``재밋``, ``재밌``) share most of theirs (None = off)."""
     words: tuple[int, int] | None = (1, 2)
     """Whitespace-word n-grams (None = off)."""
     morphemes: tuple[int, int] | None = None
     """Kiwi morpheme n-grams, forms only (None = off)."""
     tagged: tuple[int, int] | None = None
     """Kiwi morpheme n-grams written ``form/TAG`` (None = off)."""
+    tail_chars: tuple[int, int] | None = None
+    """Character n-grams of the last ``tail_words`` words: a Korean sentence ends in its verdict (None = off)."""
+    tail_tagged: tuple[int, int] | None = None
+    """``form/TAG`` n-grams of the last ``tail_morphemes`` morphemes that are not symbols (None = off)."""
+    tail_words: int = 2
+    """Words at the end of a text that ``tail_chars`` reads."""
+    tail_morphemes: int = 5
+    """Morphemes (punctuation, numbers and foreign letters left out) at the end that ``tail_tagged`` reads."""
     separate_kinds: bool = True
     """Give each kind its own share of the buckets: ``(id - 1) % groups`` is the kind's index among the
     kinds in use, so a model can pool kinds apart and kinds never collide with each other."""
@@ -90,6 +106,8 @@ class NgramConfig:
             raise MalmoiError("E260", f"{self.buckets} buckets cannot be shared by {self.groups} n-gram kinds")
         if self.max_repeat < 0 or self.max_chars < 1:
             raise MalmoiError("E260", "max_repeat must be ≥ 0 and max_chars ≥ 1")
+        if self.tail_words < 1 or self.tail_morphemes < 1:
+            raise MalmoiError("E260", "tail_words and tail_morphemes must be ≥ 1")
 
     @property
     def kinds(self) -> list[str]:
@@ -107,7 +125,7 @@ class NgramConfig:
 
     @property
     def uses_kiwi(self) -> bool:
-        return bool(self.morphemes or self.tagged)
+        return any(getattr(self, k) for k in KIWI_KINDS)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -133,7 +151,7 @@ class Ngram(NamedTuple):
 
     @property
     def text(self) -> str:
-        return "".join(self.units) if self.kind in ("chars", "joined") else " ".join(self.units)
+        return " ".join(self.units) if self.kind in TOKEN_KINDS else "".join(self.units)
 
 
 # ------------------------------------------------------------------------------------- hashing
@@ -172,7 +190,7 @@ def _bucket(h: np.ndarray, kind: str, n: int, buckets: int, slot: int = 0, group
 def scalar_id(kind: str, units: Sequence[str], buckets: int, slot: int = 0, groups: int = 1) -> int:
     """The id of one n-gram, computed plainly (the reference the vectorised path must match)."""
     n = len(units)
-    if kind in ("chars", "joined"):
+    if kind not in TOKEN_KINDS:
         h = _FNV_OFFSET
         for c in units:
             h = ((h ^ ord(c)) * _FNV_PRIME) & _MASK
@@ -307,27 +325,38 @@ class NgramFeaturizer:
             text = pattern.sub(r"\1" * c.max_repeat, text)
         return " ".join(text.split())
 
-    def _morphemes(self, texts: Sequence[str]) -> tuple[list[list[str]], list[list[str]]]:
-        """(forms, form/TAG) per text, through Kiwi's batch API."""
+    def _morphemes(self, texts: Sequence[str], units: dict[str, list]) -> None:
+        """Forms, ``form/TAG`` and the tail's ``form/TAG`` per text, through Kiwi's batch API."""
         from .words import morphemes
 
+        c = self.config
         analysed = morphemes(list(texts)) if texts else []
-        forms = [[m.form for m in ms] for ms in analysed] if self.config.morphemes else []
-        tagged = [[f"{m.form}/{m.tag}" for m in ms] for ms in analysed] if self.config.tagged else []
-        return forms, tagged
+        if c.morphemes:
+            units["morphemes"] = [[m.form for m in ms] for ms in analysed]
+        if c.tagged:
+            units["tagged"] = [[f"{m.form}/{m.tag}" for m in ms] for ms in analysed]
+        if c.tail_tagged:
+            # Sejong tags S* are punctuation, symbols, numbers and foreign letters: not the verdict
+            units["tail_tagged"] = [[f"{m.form}/{m.tag}" for m in ms if not m.tag.startswith("S")][-c.tail_morphemes:]
+                                    for ms in analysed]
 
     def _units(self, texts: Sequence[str]) -> dict[str, list]:
         """What each kind is cut from: strings for the character kinds, token lists for the others."""
         c = self.config
         units: dict[str, list] = {}
+        edged = [f" {t} " if t else "" for t in texts]  # spaces mark the first and last word's edges
         if c.chars:
-            units["chars"] = [f" {t} " if t else "" for t in texts]  # spaces mark the first and last word's edges
+            units["chars"] = edged
         if c.joined:
             units["joined"] = [t.replace(" ", "") for t in texts]
+        if c.jamo:
+            units["jamo"] = [unicodedata.normalize("NFD", t) for t in edged]
         if c.words:
             units["words"] = [t.split(" ") if t else [] for t in texts]
+        if c.tail_chars:
+            units["tail_chars"] = [f" {' '.join(t.split(' ')[-c.tail_words:])} " if t else "" for t in texts]
         if c.uses_kiwi:
-            units["morphemes"], units["tagged"] = self._morphemes(texts)
+            self._morphemes(texts, units)
         return units
 
     # -- encoding

@@ -8,13 +8,19 @@ import pytest
 import torch
 
 from malmoi.errors import MalmoiError
-from malmoi.models.ngram import CONFIG_FILE, NgramClassifier, NgramClassifierConfig, is_ngram_model_folder
+from malmoi.models.ngram import (CONFIG_FILE, NgramBagConfig, NgramClassifier, NgramClassifierConfig,
+                                 is_ngram_model_folder)
+
+ENSEMBLE = "mean+attention"
 
 
-def tiny(num_labels: int = 3, hidden: int = 0, **extra) -> NgramClassifier:
+def tiny(num_labels: int = 3, hidden: int = 0, pooling: str = "mean", heads: int = 1, groups: int = 1,
+         **extra) -> NgramClassifier:
+    """Members of dim 8, one per pooling named in ``pooling`` (``mean+attention`` makes two)."""
     torch.manual_seed(0)
-    model = NgramClassifier(NgramClassifierConfig(num_embeddings=50, num_labels=num_labels, dim=8, hidden=hidden,
-                                                  **extra))
+    members = [NgramBagConfig(pooling=p, dim=8, heads=heads) for p in pooling.split("+")]
+    model = NgramClassifier(NgramClassifierConfig(num_embeddings=50, num_labels=num_labels, hidden=hidden,
+                                                  groups=groups, members=members, **extra))
     with torch.no_grad():  # a zero head would give equal logits everywhere; the tests want real ones
         for member in model.members:
             member.head.weight.normal_()
@@ -42,7 +48,7 @@ def test_loss_only_with_labels_and_is_cross_entropy():
     assert torch.allclose(out.loss, torch.nn.functional.cross_entropy(out.logits, labels))
 
 
-POOLINGS = ["mean", "attention", "mean+attention"]
+POOLINGS = ["mean", "attention", ENSEMBLE]
 
 
 @pytest.mark.parametrize("pooling", POOLINGS)
@@ -54,7 +60,7 @@ def test_padding_changes_nothing(pooling, groups):
     assert torch.allclose(model(x).logits, model(padded).logits, atol=1e-6)
     empty = torch.zeros(1, 3, dtype=torch.long)
     for member in model.members:
-        width = 8 * (2 if member.pooling == "attention" else 1)
+        width = 8 * (2 if member.bag.pooling == "attention" else 1)
         assert torch.equal(member.pooled(empty), torch.zeros(1, width))
 
 
@@ -78,7 +84,8 @@ def test_attention_starts_as_the_mean_and_learns_weights():
 @pytest.mark.parametrize("pooling", ["mean", "attention"])
 def test_groups_pool_each_kind_apart(pooling):
     """With 2 groups, ids 1, 3, 5 … are one kind and 2, 4, 6 … the other: each kind counts once."""
-    model = NgramClassifier(NgramClassifierConfig(num_embeddings=20, dim=4, groups=2, pooling=pooling)).eval()
+    bag = NgramBagConfig(pooling=pooling, dim=4)
+    model = NgramClassifier(NgramClassifierConfig(num_embeddings=20, groups=2, members=[bag])).eval()
     bag = model.members[0]
     x = torch.tensor([[1, 3, 5, 2, 0]])  # three n-grams of kind 0, one of kind 1, padding
     w = bag.embed.weight
@@ -129,7 +136,8 @@ def test_save_load_gives_identical_logits(tmp_path, pooling):
     model = tiny(3, hidden=16, dropout=0.1, pooling=pooling, heads=3).eval()
     model.save(tmp_path)
     assert is_ngram_model_folder(tmp_path)
-    assert json.loads((tmp_path / CONFIG_FILE).read_text())["hidden"] == 16
+    saved = json.loads((tmp_path / CONFIG_FILE).read_text())
+    assert saved["hidden"] == 16 and saved["members"][-1]["heads"] == 3
     again = NgramClassifier.load(tmp_path)
     assert not again.training
     assert torch.equal(model(ids()).logits, again(ids()).logits)
@@ -144,11 +152,13 @@ def test_load_refuses_other_folders(tmp_path):
 @pytest.mark.parametrize("settings, code", [
     (dict(num_embeddings=1), "E451"),
     (dict(num_embeddings=10, num_labels=1), "E402"),
-    (dict(num_embeddings=10, dim=0), "E451"),
+    (dict(num_embeddings=10, members=[dict(dim=0)]), "E451"),
     (dict(num_embeddings=10, ngram_dropout=1.0), "E451"),
-    (dict(num_embeddings=10, pooling="max"), "E451"),
-    (dict(num_embeddings=10, pooling="mean+"), "E451"),
-    (dict(num_embeddings=10, heads=0), "E451"),
+    (dict(num_embeddings=10, members=[dict(pooling="max")]), "E451"),
+    (dict(num_embeddings=10, members=[]), "E451"),
+    (dict(num_embeddings=10, members=[dict(pooling="attention", heads=0)]), "E451"),
+    (dict(num_embeddings=10, groups=2, members=[dict(kinds=[2])]), "E451"),
+    (dict(num_embeddings=10, groups=2, members=[dict(rows=5)]), "E451"),
 ])
 def test_bad_sizes(settings, code):
     with pytest.raises(MalmoiError) as e:
@@ -175,7 +185,8 @@ def test_learns_a_tiny_korean_set_through_fit(tmp_path):
     texts, labels = POSITIVE + NEGATIVE, [1] * len(POSITIVE) + [0] * len(NEGATIVE)
     data = NgramDataset(featurizer, texts, labels)
     torch.manual_seed(0)
-    model = NgramClassifier(NgramClassifierConfig(num_embeddings=len(featurizer), dim=8))
+    model = NgramClassifier(NgramClassifierConfig(num_embeddings=len(featurizer), groups=featurizer.config.groups,
+                                                  members=[NgramBagConfig(dim=8)]))
     args = TrainArgs(epochs=30, batch_size=4, lr=0.05, warmup=0.0, weight_decay=0.0, progress=False, seed=0)
     fit(model, data, data, PadCollator(), args, tmp_path / "run")
     model.eval()
@@ -194,7 +205,7 @@ def test_ngram_preset_through_the_classify_task(tmp_path):
     data.write_text("document\tlabel\n" + "".join(f"{t}\t{y}\n" for t, y in rows * 3), encoding="utf-8")
     result = malmoi.train(task="classify", data=data, text="document", label="label", out=tmp_path / "run",
                           preset="ngram", valid=data, epochs=20, batch_size=8, progress=False,
-                          model_overrides=dict(buckets=1 << 12, dim=8), say=lambda m: None)
+                          model_overrides=dict(buckets=1 << 12), say=lambda m: None)
     run = tmp_path / "run"
     assert is_ngram_model_folder(run) and is_featurizer_folder(run)
     assert result.metrics["accuracy"] == 1.0
@@ -219,3 +230,35 @@ def test_ngram_preset_supplies_its_training_settings(tmp_path):
     assert (bert.batch_size, bert.epochs, bert.lr) == (32, 3, ClassifyOptions.LR_SCRATCH)
 
 
+
+
+def test_a_member_reads_only_its_kinds():
+    bag = NgramBagConfig(dim=4, kinds=[1])
+    model = NgramClassifier(NgramClassifierConfig(num_embeddings=20, groups=2, members=[bag])).eval()
+    w = model.members[0].embed.weight
+    x = torch.tensor([[1, 3, 2, 4]])  # kind 0: 1, 3; kind 1: 2, 4
+    assert torch.allclose(model.members[0].pooled(x)[0], (w[2] + w[4]) / 2, atol=1e-6)
+
+
+def test_folded_rows_keep_the_kind():
+    bag = NgramBagConfig(dim=4, rows=6)
+    model = NgramClassifier(NgramClassifierConfig(num_embeddings=20, groups=2, members=[bag])).eval()
+    member = model.members[0]
+    assert member.embed.weight.shape == (7, 4)
+    w = member.embed.weight
+    x = torch.tensor([[13, 8]])  # 13 → 1 (kind 0), 8 → 2 (kind 1)
+    assert torch.allclose(member.pooled(x)[0], w[1] + w[2], atol=1e-6)
+
+
+def test_preset_members_name_their_kinds():
+    from malmoi.models.ngram import classifier_for_preset, featurizer_for_preset
+    from malmoi.models.presets import get_preset
+
+    featurizer = featurizer_for_preset("ngram", dict(buckets=1 << 12))
+    model = classifier_for_preset("ngram", featurizer, 2)
+    config = get_preset("ngram").config["model"]
+    assert len(model.members) == len(config["members"])
+    for member, spec in zip(model.config.members, config["members"]):
+        if spec.get("kinds"):
+            assert member.kinds == [featurizer.config.slot(k) for k in spec["kinds"]]
+        assert member.rows == 0  # a preset's rows shrink to fit a featurizer of 4096 buckets

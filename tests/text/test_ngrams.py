@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from malmoi.errors import MalmoiError
-from malmoi.text.ngrams import CONFIG_FILE, NgramConfig, NgramFeaturizer, is_featurizer_folder, scalar_id
+from malmoi.text.ngrams import CONFIG_FILE, KINDS, NgramConfig, NgramFeaturizer, is_featurizer_folder, scalar_id
 
-OFF = dict(chars=None, joined=None, words=None, morphemes=None, tagged=None)
+OFF = {kind: None for kind in KINDS}
 
 
 def only(kind: str, span: tuple[int, int], **extra) -> NgramFeaturizer:
@@ -33,6 +33,12 @@ KINDS_TABLE = [
     ("morphemes", (1, 1), "영화가 재밌었어요", ["영화", "가", "재밌", "었", "어요"]),
     ("morphemes", (2, 2), "재밌었어요", ["재밌 었", "었 어요"]),
     ("tagged", (1, 1), "나는 너를", ["나/NP", "는/JX", "너/NP", "를/JKO"]),
+    ("jamo", (3, 3), "맛", [" \u1106\u1161", "\u1106\u1161\u11ba", "\u1161\u11ba "]),  # " ㅁㅏ", "ㅁㅏㅅ", "ㅏㅅ "
+    ("jamo", (2, 2), "가 a", [" \u1100", "\u1100\u1161", "\u1161 ", " a", "a "]),
+    ("tail_chars", (2, 2), "정말 너무 재밌다", [" 너", "너무", "무 ", " 재", "재밌", "밌다", "다 "]),
+    ("tail_chars", (1, 1), "굿", [" ", "굿", " "]),
+    ("tail_tagged", (1, 1), "이 영화가 재밌었어요!!", ["영화/NNG", "가/JKS", "재밌/VA", "었/EP", "어요/EF"]),
+    ("tail_tagged", (2, 2), "10점 만점에 10점", ["점/NNB 만점/NNG", "만점/NNG 에/JKB", "에/JKB 점/NNB"]),
 ]
 
 
@@ -59,9 +65,9 @@ def test_spacing_does_not_change_joined_ngrams():
 
 def test_separate_kinds_own_their_share_of_the_ids():
     f = NgramFeaturizer(FULL)
-    assert FULL.groups == 5
+    assert FULL.groups == 8
     for gram in f.ngrams("영화가 정말 재밌었어요 ㅋㅋ"):
-        assert (gram.id - 1) % 5 == FULL.kinds.index(gram.kind)
+        assert (gram.id - 1) % 8 == FULL.kinds.index(gram.kind)
     shared = NgramFeaturizer(NgramConfig(chars=(1, 2), words=(1, 1), separate_kinds=False))
     assert shared.config.groups == 1 and shared.config.slot("words") == 0
 
@@ -74,7 +80,8 @@ def test_kinds_and_sizes_hash_apart():
 
 
 TEXTS = ["영화 재밌다!!!!!", "ㅋㅋㅋㅋㅋ 최고", "", "Good 영화 ㅎㅎ", "a", "배우들 연기가 너무 좋았어요. 10점 만점에 10점"]
-FULL = NgramConfig(buckets=1 << 16, chars=(1, 4), joined=(2, 3), words=(1, 2), morphemes=(1, 2), tagged=(1, 1))
+FULL = NgramConfig(buckets=1 << 16, chars=(1, 4), joined=(2, 3), jamo=(2, 4), words=(1, 2), morphemes=(1, 2),
+                   tagged=(1, 1), tail_chars=(1, 3), tail_tagged=(1, 2))
 
 
 def test_vectorised_ids_equal_the_plain_computation():
