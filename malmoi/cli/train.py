@@ -44,9 +44,9 @@ def classify(
     out: Path = typer.Option(..., "--out", help="Run directory to create (refused if it exists, unless --resume)."),
     valid: Optional[Path] = typer.Option(None, "--valid", help="Validation file with the same columns."),
     valid_split: float = typer.Option(0.1, "--valid-split", help="Without --valid: fraction of each class held out."),
-    preset: Optional[str] = typer.Option(None, "--preset", help="Model trained from scratch: bert-tiny, bert-mini "
-                                                               "(default), ngram (hashed n-grams, fastest and most "
-                                                               "accurate on CPU)."),
+    preset: Optional[str] = typer.Option(None, "--preset", help="Model trained from scratch: ngram (default: "
+                                                               "hashed n-grams, the most accurate on CPU), ngram-small, "
+                                                               "bert-tiny, bert-mini (the default with --tokenizer)."),
     pretrained: Optional[Path] = typer.Option(None, "--pretrained", help="Local Hugging Face encoder folder to "
                                                                          "fine-tune (its tokenizer comes along)."),
     tokenizer: Optional[Path] = typer.Option(None, "--tokenizer", help="Tokenizer folder; without it WordPiece is "

@@ -291,12 +291,28 @@ def _split_overrides(overrides: dict | None) -> tuple[dict, dict]:
     return features, model
 
 
-def featurizer_for_preset(name: str, overrides: dict | None = None):
-    """The featurizer a preset trains on (``overrides`` may change its settings, e.g. ``buckets``)."""
+BUCKETS_PER_TEXT = 32
+"""Hashed buckets a training text earns: distinct n-grams grow with the data, so a small table serves a
+small dataset as well as a large one, and a 600-row CSV does not get a 4M-row model."""
+MIN_BUCKETS = 1 << 16
+
+
+def scaled_buckets(preset_buckets: int, texts: int) -> int:
+    """The preset's bucket count, or a power of two ≥ ``BUCKETS_PER_TEXT`` × ``texts`` if that is smaller."""
+    wanted = max(MIN_BUCKETS, BUCKETS_PER_TEXT * texts)
+    return min(preset_buckets, 1 << (wanted - 1).bit_length())
+
+
+def featurizer_for_preset(name: str, overrides: dict | None = None, texts: int | None = None):
+    """The featurizer a preset trains on. ``overrides`` may change its settings; without a ``buckets``
+    override, ``texts`` (the number of training texts) shrinks the preset's buckets to fit the data."""
     from ..text.ngrams import NgramConfig, NgramFeaturizer
     from .presets import get_preset
 
-    features = {**get_preset(name).config["features"], **_split_overrides(overrides)[0]}
+    preset, changes = get_preset(name).config["features"], _split_overrides(overrides)[0]
+    features = {**preset, **changes}
+    if texts is not None and "buckets" not in changes:
+        features["buckets"] = scaled_buckets(preset["buckets"], texts)
     return NgramFeaturizer(NgramConfig.from_dict(features))
 
 

@@ -13,8 +13,11 @@ vocabulary size and the special-token ids come from the tokenizer at build time
 
 | name        | family | members                                  | buckets | params  |
 | ----------- | ------ | ---------------------------------------- | ------- | ------- |
-| ngram       | n-gram | attention (4 heads, 32) + 2 × mean (16) | 2^22    | ~201 M  |
-| ngram-small | n-gram | mean (16)                                | 2^18    | ~4.2 M  |
+| ngram       | n-gram | attention (4 heads, 32) + 2 × mean (16) | 2^22 ¹  | ~201 M  |
+| ngram-small | n-gram | mean (16)                                | 2^18 ¹  | ~4.2 M  |
+
+¹ at most: training on fewer texts shrinks the table (``models.ngram.scaled_buckets``). ``ngram`` is the
+classify task's default preset.
 
 N-gram classifiers (``models/ngram.py``) are a malmoi family of their own: ``features`` holds the
 featurizer's ``NgramConfig`` (``text/ngrams.py``), ``model`` the ``NgramClassifierConfig`` and

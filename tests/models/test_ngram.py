@@ -232,6 +232,43 @@ def test_ngram_preset_supplies_its_training_settings(tmp_path):
 
 
 
+@pytest.mark.parametrize("preset_buckets,texts,expected", [
+    (1 << 22, 150_000, 1 << 22),   # NSMC: the preset's own size
+    (1 << 22, 100_000, 1 << 22),   # 3.2M wanted → the next power of two, capped by the preset
+    (1 << 22, 40_000, 1 << 21),    # 1.28M wanted → 2M
+    (1 << 22, 600, 1 << 16),       # a small CSV: the floor
+    (1 << 12, 150_000, 1 << 12),   # never more than the preset asks for
+])
+def test_buckets_scale_with_the_training_texts(preset_buckets, texts, expected):
+    from malmoi.models.ngram import scaled_buckets
+
+    assert scaled_buckets(preset_buckets, texts) == expected
+
+
+def test_ngram_is_the_default_unless_a_tokenizer_is_given(tmp_path):
+    from malmoi.tasks import ClassifyOptions
+
+    common = dict(data="x.tsv", text="t", label="y", out=tmp_path / "r")
+    assert ClassifyOptions(**common).preset == "ngram"
+    assert ClassifyOptions(**common, tokenizer=tmp_path / "tok").preset == "bert-mini"
+
+
+def test_default_preset_sizes_its_table_to_a_small_dataset(tmp_path):
+    """A 48-row CSV trained with no --preset: the n-gram default, with the smallest table, not 4M rows."""
+    import malmoi
+    from malmoi.models.ngram import MIN_BUCKETS
+
+    data = tmp_path / "train.tsv"
+    rows = [(t, "pos") for t in POSITIVE] + [(t, "neg") for t in NEGATIVE]
+    data.write_text("document\tlabel\n" + "".join(f"{t}\t{y}\n" for t, y in rows * 3), encoding="utf-8")
+    malmoi.train(task="classify", data=data, text="document", label="label", out=tmp_path / "run", valid=data,
+                 epochs=10, batch_size=8, progress=False, say=lambda m: None)
+    classifier = malmoi.load(tmp_path / "run")
+    assert classifier.tokenizer.config.buckets == MIN_BUCKETS
+    assert sum(p.numel() for p in classifier.model.parameters()) < 10_000_000  # ~201M at NSMC's size
+    assert [p.label for p in classifier.predict(["진짜 재밌다 최고", "진짜 지루하다 최악"])] == ["pos", "neg"]
+
+
 def test_a_member_reads_only_its_kinds():
     bag = NgramBagConfig(dim=4, kinds=[1])
     model = NgramClassifier(NgramClassifierConfig(num_embeddings=20, groups=2, members=[bag])).eval()
