@@ -1,9 +1,9 @@
 """Pretraining recipes for NSMC under the 2-core budget, compared step for step on any device.
 
-    python benchmarks/pretrain_recipes.py --data DIR --tokenizer DIR --cpu-tokens-per-s 9000 --out OUT
+    python benchmarks/pretrain_recipes.py --data DIR --tokenizer DIR --cpu-tokens-per-s 7000 --cpu-finetune-samples-per-s 250 --out OUT
 
 ``benchmarks/nsmc_pretrain.py`` measures one recipe end to end on this machine's CPU, where each
-try costs 70 minutes. This script asks the wider question -- which pretraining recipe would pay
+try costs 80 minutes. This script asks the wider question -- which pretraining recipe would pay
 within 60 CPU minutes? -- by giving every recipe the number of optimizer steps the 2-core CPU
 does in that time (``--cpu-tokens-per-s``, measured there with ``--measure-cpu``), so it can run
 on a fast device without changing what the budget buys. Fine-tuning gets the samples the CPU
@@ -18,13 +18,18 @@ Recipes (bert-mini is 4x256, bert-tiny 2x128; blocks of 64 tokens packed from un
       (loss = generator MLM + 50 x detection), so every position trains the encoder;
     * ``x10``: ten times the 60-minute budget, to show how far the budget is from paying.
 
-Each recipe runs in its own process (they share one accelerator), and its row is appended to
-``OUT/results.jsonl`` as soon as it finishes.
+The models and data are malmoi's own: ``pretraining.pack_blocks`` and ``build_mlm`` (the sparse MLM
+head of ``pretrain mlm``), ``MLMCollator`` and ``EncoderClassifier``. Each recipe runs in its own
+process (they share one accelerator), and its row is appended to ``OUT/results.jsonl`` as soon as it
+finishes.
 
 Measured (one H100, all recipes at once, bf16 autocast; budgets from this machine's 2 idle cores,
 ``--measure-cpu``: bert-mini MLM 6,949 tokens/s, so 60 minutes = 6,152 steps of 64 x 64 tokens, 2.3
 passes over unlabeled.txt; fine-tuning 250 samples/s, the length-bucketed loop's rate, so 10 minutes
-= 150k reviews, one epoch; 8k WordPiece; test = all 50k reviews of test.tsv):
+= 150k reviews, one epoch; 8k WordPiece; test = all 50k reviews of test.tsv). These rows came from
+the script's first version, which held its own copies of the same BERT MLM and classifier (a head with
+torch's default start instead of N(0, 0.02), random replacements drawn from ids 5 and up); it has not been
+rerun since it switched to malmoi's pieces:
 
     recipe             pretraining               MLM loss   fine-tune lr   valid    test
     scratch-mini       none                      -          5e-4           84.4%    82.96%
@@ -47,18 +52,20 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import math
 import multiprocessing as mp
+import sys
 import time
 from pathlib import Path
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
 BLOCK = 64
-SIZES = {"mini": dict(hidden_size=256, num_hidden_layers=4, num_attention_heads=4, intermediate_size=1024),
-         "tiny": dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=2, intermediate_size=512)}
+PRESET = {"mini": "bert-mini", "tiny": "bert-tiny"}
 # per-token training cost relative to bert-mini MLM (forward + backward FLOPs of the encoders;
 # the ELECTRA generator is a quarter as wide)
 COST = {("mini", "mlm"): 1.0, ("mini", "electra"): 1.15, ("tiny", "mlm"): 0.17, ("tiny", "electra"): 0.2}
@@ -67,7 +74,7 @@ COST = {("mini", "mlm"): 1.0, ("mini", "electra"): 1.15, ("tiny", "mlm"): 0.17, 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data", type=Path, required=True, help="folder with train.tsv, test.tsv, unlabeled.txt (.gz too)")
-    p.add_argument("--tokenizer", type=Path, required=True, help="a tokenizer folder with tokenizer.json")
+    p.add_argument("--tokenizer", type=Path, required=True, help="a tokenizer folder (malmoi tokenizer train)")
     p.add_argument("--cpu-tokens-per-s", type=float, default=0.0,
                    help="bert-mini MLM tokens per second on the 2-core CPU (sets every pretraining budget)")
     p.add_argument("--cpu-finetune-samples-per-s", type=float, default=0.0,
@@ -111,113 +118,97 @@ def read_labelled(path: Path, limit: int) -> tuple[list[str], list[int]]:
     return [r[1] for r in rows], [int(r[2]) for r in rows]
 
 
-def encode_all(tok, texts: list[str]) -> list[list[int]]:
-    return [e.ids for e in tok.encode_batch(texts, add_special_tokens=False)]
+def padded(rows: list[list[int]], pad_id: int) -> torch.Tensor:
+    from malmoi.data.batching import pad_sequences
+
+    return pad_sequences(rows, pad_id)
 
 
 def prepare(args, cache: Path) -> None:
-    """Tokenize once: packed pretraining blocks, and [CLS] review [SEP] rows for fine-tuning."""
-    from tokenizers import Tokenizer
+    """Tokenize once: packed pretraining blocks (``pretraining.pack_blocks``, as ``pretrain mlm``
+    packs them), and [CLS] review [SEP] rows for fine-tuning (at most ``BLOCK`` tokens), padded."""
+    from malmoi.data.datasets import encode_all
+    from malmoi.pretraining import pack_blocks
+    from malmoi.text.subword import load_tokenizer
 
-    tok = Tokenizer.from_file(str(args.tokenizer / "tokenizer.json"))
-    cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
-    stream = []
-    for ids in encode_all(tok, [t for t in read_lines(args.data / "unlabeled.txt", args.limit) if t.strip()]):
-        stream.extend(ids + [sep_id])
-    body = BLOCK - 1
-    n = len(stream) // body
-    blocks = torch.tensor(stream[:n * body]).view(n, body)
-    blocks = torch.cat([torch.full((n, 1), cls_id), blocks], 1)
-    data = {"blocks": blocks, "vocab": tok.get_vocab_size(), "cls": cls_id, "sep": sep_id,
-            "mask": tok.token_to_id("[MASK]"), "pad": tok.token_to_id("[PAD]")}
+    tok = load_tokenizer(args.tokenizer)
+    unlabeled = [t for t in read_lines(args.data / "unlabeled.txt", args.limit) if t.strip()]
+    docs = encode_all(unlabeled, tok, special_tokens=False)
+    data = {"blocks": padded(pack_blocks(docs, BLOCK, tok.cls_token_id, tok.sep_token_id), tok.pad_token_id)}
     for split in ("train", "test"):
         texts, labels = read_labelled(args.data / f"{split}.tsv", args.limit)
-        rows = [[cls_id] + ids[:BLOCK - 2] + [sep_id] for ids in encode_all(tok, texts)]
-        ids = torch.full((len(rows), BLOCK), data["pad"])
-        for i, r in enumerate(rows):
-            ids[i, :len(r)] = torch.tensor(r)
-        data[split] = (ids, torch.tensor(labels))
+        data[split] = (padded(encode_all(texts, tok, max_length=BLOCK), tok.pad_token_id), torch.tensor(labels))
     torch.save(data, cache)
 
 
-# ---------------------------------------------------------------- models
+# ---------------------------------------------------------------- models (malmoi's own)
 
-def bert(size: str, vocab: int, **extra):
-    from transformers import BertConfig, BertModel
+def masked_lm(size: str, tok, **overrides):
+    """``pretraining.build_mlm``: BertForMaskedLM with its head over the masked positions only."""
+    from malmoi.pretraining import build_mlm
 
-    cfg = BertConfig(vocab_size=vocab, max_position_embeddings=512, type_vocab_size=2, **{**SIZES[size], **extra})
-    return BertModel(cfg, add_pooling_layer=False)
-
-
-class MaskedLM(nn.Module):
-    """An encoder with a tied output layer over the masked positions only."""
-
-    def __init__(self, encoder):
-        super().__init__()
-        self.encoder = encoder
-        h = encoder.config.hidden_size
-        self.transform = nn.Sequential(nn.Linear(h, h), nn.GELU(), nn.LayerNorm(h))
-        self.bias = nn.Parameter(torch.zeros(encoder.config.vocab_size))
-
-    def forward(self, ids, where):
-        hidden = self.encoder(input_ids=ids).last_hidden_state[where]
-        return self.transform(hidden) @ self.encoder.embeddings.word_embeddings.weight.T + self.bias
+    return build_mlm(PRESET[size], tok, overrides)
 
 
-def choose(blocks, data, rate=0.15):
-    special = (blocks == data["cls"]) | (blocks == data["sep"]) | (blocks == data["pad"])
-    return (torch.rand(blocks.shape, device=blocks.device) < rate) & ~special
+def collator(tok, **fractions):
+    from malmoi.data.batching import MLMCollator
+
+    return MLMCollator.from_tokenizer(tok, **fractions)
 
 
-def mlm_step(model, blocks, data):
-    where = choose(blocks, data)
-    roll = torch.rand(blocks.shape, device=blocks.device)
-    inputs = blocks.masked_fill(where & (roll < 0.8), data["mask"])
-    random_ids = torch.randint(5, data["vocab"], blocks.shape, device=blocks.device)
-    inputs = torch.where(where & (roll >= 0.8) & (roll < 0.9), random_ids, inputs)
-    logits = model(inputs, where)
-    return F.cross_entropy(logits.float(), blocks[where])
+def mlm_loss(model, masker, blocks, device):
+    ids, labels = masker.mask(blocks)
+    return model(input_ids=ids.to(device), attention_mask=(blocks != masker.pad_id).to(device),
+                 labels=labels.to(device)).loss
 
 
 class Electra(nn.Module):
-    def __init__(self, size: str, vocab: int):
-        super().__init__()
-        small = {k: (v // 4 if k in ("hidden_size", "intermediate_size") else v) for k, v in SIZES[size].items()}
-        small["num_attention_heads"] = max(1, SIZES[size]["num_attention_heads"] // 4)
-        self.generator = MaskedLM(bert(size, vocab, **small))
-        self.discriminator = bert(size, vocab)
-        self.detect = nn.Linear(SIZES[size]["hidden_size"], 1)
-        # the generator reads the discriminator's token embeddings through a projection in ELECTRA;
-        # here both keep their own, which the paper found nearly as good at this scale
+    """ELECTRA: a quarter-wide ``masked_lm`` generator fills the masked positions with sampled
+    tokens, and the encoder (the one fine-tuned afterwards) tells every token original or replaced."""
 
-    def step(self, blocks, data):
-        where = choose(blocks, data)
-        inputs = blocks.masked_fill(where, data["mask"])
-        logits = self.generator(inputs, where)
-        gen_loss = F.cross_entropy(logits.float(), blocks[where])
+    def __init__(self, size: str, tok):
+        super().__init__()
+        from transformers import AutoModel
+
+        from malmoi.models.presets import get_preset, hf_config
+
+        sizes = get_preset(PRESET[size]).config
+        self.generator = masked_lm(size, tok, hidden_size=sizes["hidden_size"] // 4,
+                                   intermediate_size=sizes["intermediate_size"] // 4,
+                                   num_attention_heads=max(1, sizes["num_attention_heads"] // 4))
+        config = hf_config(PRESET[size], vocab_size=len(tok), pad_token_id=tok.pad_token_id)
+        self.discriminator = AutoModel.from_config(config, add_pooling_layer=False)
+        self.detect = nn.Linear(sizes["hidden_size"], 1)
+        self.masker = collator(tok, mask_fraction=1.0, random_fraction=0.0)  # every chosen token → [MASK]
+
+    def loss(self, blocks, device):
+        ids, labels = self.masker.mask(blocks)
+        ids, labels, blocks = ids.to(device), labels.to(device), blocks.to(device)
+        keep = blocks != self.masker.pad_id
+        out = self.generator(input_ids=ids, attention_mask=keep, labels=labels)
         with torch.no_grad():
-            sampled = torch.multinomial(F.softmax(logits.float(), -1), 1).squeeze(1)
+            sampled = torch.multinomial(F.softmax(out.logits.float(), -1), 1).squeeze(1)
         corrupted = blocks.clone()
-        corrupted[where] = sampled
+        corrupted[labels != -100] = sampled
         replaced = (corrupted != blocks).float()
-        keep = blocks != data["pad"]
-        scores = self.detect(self.discriminator(input_ids=corrupted).last_hidden_state).squeeze(-1)
-        rtd = F.binary_cross_entropy_with_logits(scores.float()[keep], replaced[keep])
-        return gen_loss + 50 * rtd
+        hidden = self.discriminator(input_ids=corrupted, attention_mask=keep).last_hidden_state
+        rtd = F.binary_cross_entropy_with_logits(self.detect(hidden).squeeze(-1).float()[keep], replaced[keep])
+        return out.loss + 50 * rtd
 
 
-class Classifier(nn.Module):
-    def __init__(self, encoder):
-        super().__init__()
-        self.encoder, self.drop = encoder, nn.Dropout(0.1)
-        self.head = nn.Linear(encoder.config.hidden_size, 2)
+def classifier(size: str, tok, encoder_state=None):
+    """``EncoderClassifier``, as ``train classify`` builds it, optionally on a pretrained encoder."""
+    from malmoi.models.classifier import EncoderClassifier
 
-    def forward(self, ids):
-        mask = (ids != 0).long()
-        return self.head(self.drop(self.encoder(input_ids=ids, attention_mask=mask).last_hidden_state[:, 0]))
+    model = EncoderClassifier.from_preset(PRESET[size], 2, vocab_size=len(tok), pad_token_id=tok.pad_token_id)
+    if encoder_state is not None:
+        model.encoder.load_state_dict(encoder_state)
+    return model
 
 
 # ---------------------------------------------------------------- loops
+# a bare loop, not ``training.fit``: on an accelerator fit's checkpoints and CPU-side batching
+# would cost more than these tiny models' steps; warm-up then linear decay as fit does
 
 def schedule(optimizer, steps: int, warmup: float = 0.06):
     w = max(1, int(steps * warmup))
@@ -242,42 +233,43 @@ def train_steps(params, steps: int, lr: float, loss_of, name: str = ""):
     return [x for x in losses if x is not None]
 
 
-def accuracy(model, ids, labels, device) -> float:
+def accuracy(model, ids, labels, pad_id, device) -> float:
     model.eval()
     right = 0
     with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=torch.cuda.is_available()):
         for i in range(0, len(ids), 1024):
             batch = ids[i:i + 1024].to(device)
-            right += (model(batch).argmax(-1).cpu() == labels[i:i + 1024]).sum().item()
+            logits = model(input_ids=batch, attention_mask=batch != pad_id).logits
+            right += (logits.argmax(-1).cpu() == labels[i:i + 1024]).sum().item()
     model.train()
     return right / len(ids)
 
 
-def finetune(encoder_state, size, data, samples: int, lr: float, device, seed: int) -> tuple[float, float]:
+def finetune(encoder_state, size, tok, data, samples: int, lr: float, device, seed: int) -> tuple[float, float]:
     torch.manual_seed(seed)
-    encoder = bert(size, data["vocab"])
-    if encoder_state is not None:
-        encoder.load_state_dict(encoder_state)
-    model = Classifier(encoder).to(device)
+    model = classifier(size, tok, encoder_state).to(device)
     ids, labels = data["train"]
     n_valid = min(3000, len(ids) // 10)
-    g = torch.Generator().manual_seed(seed)
-    order = torch.randperm(len(ids), generator=g)
+    order = torch.randperm(len(ids), generator=torch.Generator().manual_seed(seed))
     valid, train = order[:n_valid], order[n_valid:]
     batch = 32
-    steps = max(1, samples // batch)
     train_ids, train_labels = ids[train].to(device), labels[train].to(device)
 
     def loss_of(s):
         pick = torch.randint(0, len(train_ids), (batch,), device=device)
-        return F.cross_entropy(model(train_ids[pick]).float(), train_labels[pick])
+        rows = train_ids[pick]
+        return model(input_ids=rows, attention_mask=rows != tok.pad_token_id, labels=train_labels[pick]).loss
 
-    train_steps(list(model.parameters()), steps, lr, loss_of)
-    return accuracy(model, ids[valid], labels[valid], device), accuracy(model, *data["test"], device)
+    train_steps(list(model.parameters()), max(1, samples // batch), lr, loss_of)
+    return (accuracy(model, ids[valid], labels[valid], tok.pad_token_id, device),
+            accuracy(model, *data["test"], tok.pad_token_id, device))
 
 
 def run_recipe(name: str, spec: dict, args, cache: Path, device: str) -> dict:
+    from malmoi.text.subword import load_tokenizer
+
     torch.manual_seed(0)
+    tok = load_tokenizer(args.tokenizer)
     data = torch.load(cache)
     size, objective = spec["size"], spec["objective"]
     row = {"recipe": name, "size": size, "objective": objective}
@@ -286,15 +278,16 @@ def run_recipe(name: str, spec: dict, args, cache: Path, device: str) -> dict:
     if objective:
         tokens = args.cpu_tokens_per_s * args.pretrain_minutes * 60 * spec.get("scale", 1) / COST[(size, objective)]
         steps = max(1, int(tokens / (spec["batch"] * BLOCK)))
-        blocks = data["blocks"].to(device)
+        blocks = data["blocks"]
+        pick = lambda: blocks[torch.randint(0, len(blocks), (spec["batch"],))]
         if objective == "mlm":
-            model = MaskedLM(bert(size, data["vocab"])).to(device)
-            loss_of = lambda s: mlm_step(model, blocks[torch.randint(0, len(blocks), (spec["batch"],), device=device)], data)
+            model, masker = masked_lm(size, tok).to(device), collator(tok)
+            loss_of = lambda s: mlm_loss(model, masker, pick(), device)
         else:
-            model = Electra(size, data["vocab"]).to(device)
-            loss_of = lambda s: model.step(blocks[torch.randint(0, len(blocks), (spec["batch"],), device=device)], data)
+            model = Electra(size, tok).to(device)
+            loss_of = lambda s: model.loss(pick(), device)
         losses = train_steps(list(model.parameters()), steps, spec["lr"], loss_of, name)
-        encoder = model.encoder if objective == "mlm" else model.discriminator
+        encoder = model.mlm.bert if objective == "mlm" else model.discriminator
         state = {k: v.cpu() for k, v in encoder.state_dict().items()}
         row.update(pretrain_steps=steps, batch=spec["batch"], pretrain_lr=spec["lr"], tokens=steps * spec["batch"] * BLOCK,
                    loss_first=round(losses[0], 3), loss_last=round(losses[-1], 3),
@@ -302,7 +295,7 @@ def run_recipe(name: str, spec: dict, args, cache: Path, device: str) -> dict:
     per_s = args.cpu_finetune_samples_per_s * (4 if size == "tiny" else 1)
     samples = int(per_s * args.finetune_minutes * 60)
     lrs = [5e-4, 1e-3] if state is None else [1e-4, 3e-4]
-    tries = {lr: finetune(state, size, data, samples, lr, device, seed=1) for lr in lrs}
+    tries = {lr: finetune(state, size, tok, data, samples, lr, device, seed=1) for lr in lrs}
     best = max(tries, key=lambda lr: tries[lr][0])
     row.update(finetune_samples=samples, finetune=[{"lr": lr, "valid": v, "test": t} for lr, (v, t) in tries.items()],
                lr=best, valid=tries[best][0], test=tries[best][1], wall_s=round(time.time() - t0))
@@ -318,33 +311,34 @@ def worker(name, spec, args, cache, device):
 
 def measure_cpu(args, cache: Path) -> None:
     """bert-mini tokens/s for MLM (batch 64 x 64) and samples/s for fine-tuning (batch 32) here."""
+    from malmoi.text.subword import load_tokenizer
+
+    tok = load_tokenizer(args.tokenizer)
     data = torch.load(cache)
-    model = MaskedLM(bert("mini", data["vocab"]))
-    blocks = data["blocks"]
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    for label, batch, step in (("mlm", 64, lambda b: mlm_step(model, b, data)),):
+    model, masker = masked_lm("mini", tok), collator(tok)
+    clf = classifier("mini", tok)
+    ids, labels = data["train"]
+
+    def mlm_step():
+        return mlm_loss(model, masker, data["blocks"][torch.randint(0, len(data["blocks"]), (64,))], "cpu")
+
+    def finetune_step():
+        pick = torch.randint(0, len(ids), (32,))
+        rows = ids[pick]
+        rows = rows[:, :int((rows != tok.pad_token_id).sum(1).max())]  # padded to the longest, as the loop does
+        return clf(input_ids=rows, attention_mask=rows != tok.pad_token_id, labels=labels[pick]).loss
+
+    for label, net, step, per_step, unit in (("mlm", model, mlm_step, 64 * BLOCK, "tokens"),
+                                             ("finetune", clf, finetune_step, 32, "samples")):
+        opt = torch.optim.AdamW(net.parameters(), lr=1e-4)
         times = []
-        for i in range(6):
+        for _ in range(6):
             t = time.perf_counter()
-            loss = step(blocks[torch.randint(0, len(blocks), (batch,))])
+            loss = step()
             opt.zero_grad(); loss.backward(); opt.step()
             times.append(time.perf_counter() - t)
         s = sorted(times[1:])[len(times[1:]) // 2]
-        print(f"{label}: {s:.3f} s/step, {batch * BLOCK / s:.0f} tokens/s")
-    clf = Classifier(bert("mini", data["vocab"]))
-    opt = torch.optim.AdamW(clf.parameters(), lr=1e-4)
-    ids, labels = data["train"]
-    times = []
-    for i in range(6):
-        pick = torch.randint(0, len(ids), (32,))
-        batch = ids[pick]
-        batch = batch[:, :int((batch != 0).sum(1).max())]  # padded to the longest, as the loop does
-        t = time.perf_counter()
-        loss = F.cross_entropy(clf(batch), labels[pick])
-        opt.zero_grad(); loss.backward(); opt.step()
-        times.append(time.perf_counter() - t)
-    s = sorted(times[1:])[len(times[1:]) // 2]
-    print(f"finetune: {s:.3f} s/step, {32 / s:.0f} samples/s")
+        print(f"{label}: {s:.3f} s/step, {per_step / s:.0f} {unit}/s")
 
 
 def main() -> None:

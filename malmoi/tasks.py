@@ -14,6 +14,8 @@ classify
     file → ``read_labelled`` → label ids (sorted label strings) → tokenizer (trained WordPiece,
     or the one given) → ``ClassificationDataset`` → ``fit`` with an ``EncoderClassifier`` →
     run directory (HF model folder + ``head.safetensors`` + tokenizer + ``malmoi.json``).
+    N-gram presets (the default) put an ``NgramFeaturizer``, ``NgramDataset`` and
+    ``NgramClassifier`` in those places.
 """
 from __future__ import annotations
 
@@ -120,7 +122,8 @@ class ClassifyOptions(LoopOptions):
     valid_split: float = 0.1
     """Fraction of the training data held out (per class) when there is no ``valid`` file."""
     preset: str | None = None
-    """Model preset trained from scratch (``bert-mini`` when neither this nor ``pretrained`` is given)."""
+    """Model preset trained from scratch; without this and ``pretrained``: ``ngram``, or ``bert-mini``
+    when a ``tokenizer`` is given."""
     batch_size: int | None = None
     """Examples per batch; None takes the preset's choice (``TrainArgs``' 32 for transformers)."""
     epochs: int | None = None

@@ -12,10 +12,11 @@ drown its few words and morphemes. Attention pooling lets each head weigh a text
 learned score of their embedding (a softmax within each kind), so a few telling n-grams
 (``노잼``, ``최악``) are not averaged away among a long review's hundreds of neutral ones.
 
-``pooling="mean+attention"`` builds one member per pooling, each with its own embedding table
-and head, trained side by side on the same batches (the loss is the mean of the members'
-losses); the prediction is the mean of their probabilities, returned as log-probabilities.
-Differently pooled members make different mistakes, so the pair beats either alone.
+``members`` lists one ``NgramBagConfig`` per member, each with its own embedding table, pooling,
+n-gram kinds and head, trained side by side on the same batches (the loss is the mean of the
+members' losses); the prediction is the mean of their probabilities, returned as
+log-probabilities. Differently pooled members make different mistakes, so together they beat
+each alone.
 
 Saved as ``model.safetensors`` + ``ngram_model.json`` (the constructor's arguments); loading calls
 the constructor again and gives identical logits.

@@ -400,11 +400,11 @@ class NgramFeaturizer:
             if not span:
                 continue
             seq = list(units[kind][0])
+            where = (self.config.buckets, self.config.slot(kind), self.config.groups)
             for n in range(span[0], span[1] + 1):
                 for i in range(len(seq) - n + 1):
                     piece = tuple(seq[i:i + n])
-                    out.append(Ngram(kind, piece, scalar_id(kind, piece, self.config.buckets,
-                                                            self.config.slot(kind), self.config.groups)))
+                    out.append(Ngram(kind, piece, scalar_id(kind, piece, *where)))
         return out
 
     def __call__(self, texts: str | Sequence[str], *, padding: bool | str = False, return_tensors: str | None = None,
