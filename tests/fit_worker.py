@@ -3,7 +3,7 @@
 As a script it trains the toy model with ``fit`` (optionally under torchrun) and writes what
 the tests check into ``--report``:
 
-    python tests/fit_worker.py OUT --report DIR [--resume] [--delay S] [--audit] [--set FIELD=JSON]
+    python tests/fit_worker.py OUT --report DIR [--resume] [--delay S] [--audit] [--sparse] [--set FIELD=JSON]
     torchrun --nproc_per_node 2 tests/fit_worker.py OUT --report DIR --audit
 """
 from __future__ import annotations
@@ -37,9 +37,10 @@ class ToyOutput:
 class ToyClassifier(nn.Module):
     """Mean of token embeddings → LayerNorm → dropout → linear; ``delay`` slows each forward."""
 
-    def __init__(self, dim: int = 16, classes: int = 2, delay: float = 0.0, tied: bool = False):
+    def __init__(self, dim: int = 16, classes: int = 2, delay: float = 0.0, tied: bool = False,
+                 sparse: bool = False):
         super().__init__()
-        self.emb = nn.Embedding(VOCAB, dim, padding_idx=0)
+        self.emb = nn.Embedding(VOCAB, dim, padding_idx=0, sparse=sparse)
         self.norm = nn.LayerNorm(dim)
         self.drop = nn.Dropout(0.2)
         self.head = nn.Linear(dim, classes)
@@ -111,9 +112,10 @@ def failing_evaluation(model, loader):
     raise ValueError("evaluation broke")
 
 
-def train(out, resume: bool = False, delay: float = 0.0, model_seed: int = 0, evaluate=accuracy, **overrides):
+def train(out, resume: bool = False, delay: float = 0.0, model_seed: int = 0, evaluate=accuracy,
+          sparse: bool = False, **overrides):
     torch.manual_seed(model_seed)
-    model = ToyClassifier(delay=delay)
+    model = ToyClassifier(delay=delay, sparse=sparse)
     train_set, valid_set = toy_data(90, 1), toy_data(30, 2)
     result = fit(model, train_set, valid_set, PadCollator(), default_args(**overrides), out,
                  evaluate=evaluate, export=export_weights, metric="accuracy", maximize=True,
@@ -147,6 +149,7 @@ def main() -> None:
     parser.add_argument("--delay", type=float, default=0.0)
     parser.add_argument("--audit", action="store_true")
     parser.add_argument("--fail-eval", action="store_true", help="evaluation raises (on the main process)")
+    parser.add_argument("--sparse", action="store_true", help="sparse embedding gradients (LazyAdamW)")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=JSON",
                         help="override a TrainArgs field, e.g. --set time_budget=0.5")
     opts = parser.parse_args()
@@ -155,7 +158,8 @@ def main() -> None:
     if opts.audit:
         _audit_writes(opts.out, writes)
     evaluate = failing_evaluation if opts.fail_eval else accuracy
-    model, result = train(opts.out, resume=opts.resume, delay=opts.delay, evaluate=evaluate, **overrides)
+    model, result = train(opts.out, resume=opts.resume, delay=opts.delay, evaluate=evaluate, sparse=opts.sparse,
+                          **overrides)
     rank = int(os.environ.get("RANK", "0"))
     world = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
     opts.report.mkdir(parents=True, exist_ok=True)

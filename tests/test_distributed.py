@@ -66,6 +66,17 @@ def test_only_rank_zero_writes_the_run_directory(two_process_run):
     assert start["world_size"] == 2
 
 
+def test_sparse_embedding_gradients_are_averaged_across_processes(two_process_run, tmp_path):
+    """DDP all-reduces the sparse gradients of an n-gram-style table: the processes read different batches
+    and still end with identical weights."""
+    out = tmp_path / "run"
+    proc = torchrun([str(out), "--report", str(tmp_path / "report"), "--sparse"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    reports = [json.loads(p.read_text()) for p in (tmp_path / "report").glob("rank*.json")]
+    assert len(reports) == 2 and reports[0]["digest"] == reports[1]["digest"]
+    assert reports[0]["steps"] == 9
+
+
 @pytest.mark.slow  # two more torchrun launches (~45 s on 2 busy cores)
 def test_two_process_run_stopped_by_its_budget_resumes_exactly(two_process_run, tmp_path):
     """Both processes stop at the same step when rank 0's clock says so, and resuming under two

@@ -118,15 +118,16 @@ class NgramBag(nn.Module):
         rows = (bag.rows or config.num_embeddings - 1) + 1
         if bag.pooling == "mean":
             # a weighted sum: 1 / (n-grams of the kind) per n-gram is the per-kind mean
-            self.embed = nn.EmbeddingBag(rows, bag.dim, mode="sum", padding_idx=0)
+            self.embed = nn.EmbeddingBag(rows, bag.dim, mode="sum", padding_idx=0, sparse=True)
             self.score = None
             width = bag.dim
         else:
-            self.embed = nn.Embedding(rows, bag.dim, padding_idx=0)
+            self.embed = nn.Embedding(rows, bag.dim, padding_idx=0, sparse=True)
             self.score = nn.Linear(bag.dim, bag.heads)  # one scoring vector per head
             nn.init.zeros_(self.score.weight)  # start as the mean
             nn.init.zeros_(self.score.bias)
             width = bag.dim * bag.heads
+        # sparse gradients: a step touches only its batch's rows (training uses optim.LazyAdamW)
         # fastText's start: small random n-gram vectors, an output layer at zero
         nn.init.uniform_(self.embed.weight, -1.0 / bag.dim, 1.0 / bag.dim)
         with torch.no_grad():

@@ -195,6 +195,43 @@ def test_learns_a_tiny_korean_set_through_fit(tmp_path):
     assert probs[0, 1] > 0.8 and probs[1, 0] > 0.8
 
 
+def _tiny_fit(out, model_seed: int = 0, resume: bool = False, on_eval=None):
+    """Two members (both poolings, sparse tables) on the tiny set, evaluated every 3 steps."""
+    from malmoi.data.batching import PadCollator
+    from malmoi.models.ngram import NgramDataset
+    from malmoi.text.ngrams import NgramConfig, NgramFeaturizer
+    from malmoi.training import TrainArgs, fit
+
+    featurizer = NgramFeaturizer(NgramConfig(buckets=1 << 10, chars=(1, 3), words=(1, 2)))
+    data = NgramDataset(featurizer, POSITIVE + NEGATIVE, [1] * len(POSITIVE) + [0] * len(NEGATIVE))
+    torch.manual_seed(model_seed)
+    model = NgramClassifier(NgramClassifierConfig(
+        num_embeddings=len(featurizer), groups=featurizer.config.groups, ngram_dropout=0.2,
+        members=[NgramBagConfig(dim=8), NgramBagConfig(pooling="attention", dim=4, heads=2)]))
+    args = TrainArgs(epochs=4, batch_size=4, lr=0.05, eval_every=3, progress=False, seed=0)
+    fit(model, data, data, PadCollator(), args, out, resume=resume, on_eval=on_eval)
+    return model
+
+
+def test_sparse_tables_train_and_resume_exactly(tmp_path):
+    """The embedding tables get sparse gradients (LazyAdamW's rows), and a run that dies after a checkpoint
+    resumes to the straight run's weights."""
+    straight = _tiny_fit(tmp_path / "straight")
+    assert all(m.embed.sparse for m in straight.members)
+
+    class Crash(Exception):
+        pass
+
+    def crash(step, metrics):
+        raise Crash
+
+    with pytest.raises(Crash):
+        _tiny_fit(tmp_path / "run", on_eval=crash)
+    resumed = _tiny_fit(tmp_path / "run", model_seed=123, resume=True)
+    for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
 def test_ngram_preset_through_the_classify_task(tmp_path):
     """`malmoi train classify --preset ngram`: a run directory that loads and predicts like the model in memory."""
     import malmoi
