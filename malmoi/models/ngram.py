@@ -40,7 +40,7 @@ from ..errors import MalmoiError
 CONFIG_FILE = "ngram_model.json"
 WEIGHTS_FILE = "model.safetensors"
 FORMAT = "malmoi.NgramClassifier"
-POOLINGS = ("mean", "attention")
+POOLINGS = ("mean", "attention", "nb")
 
 
 @dataclass
@@ -48,7 +48,8 @@ class NgramBagConfig:
     """One member of an ``NgramClassifier``: which n-grams it reads and how it pools them."""
 
     pooling: str = "mean"
-    """``mean`` (fastText) or ``attention`` (learned weights over a text's n-grams)."""
+    """``mean`` (fastText), ``attention`` (learned weights over a text's n-grams) or ``nb`` (a linear model
+    over the text's distinct n-grams scaled by their naive Bayes log-count ratios, as NBSVM)."""
     dim: int = 16
     """Width of this member's n-gram embeddings."""
     heads: int = 1
@@ -109,6 +110,39 @@ class NgramClassifierConfig:
                 raise MalmoiError("E451", f"{name} must be in [0, 1), got {getattr(self, name)}")
 
 
+def distinct(ids: torch.Tensor) -> torch.Tensor:
+    """(B, T) ids with each row's repeats set to the padding id 0: a text's n-grams counted once."""
+    ids = ids.sort(dim=1).values
+    repeat = torch.zeros_like(ids, dtype=torch.bool)
+    repeat[:, 1:] = ids[:, 1:] == ids[:, :-1]
+    return ids.masked_fill(repeat, 0)
+
+
+def log_count_ratios(encoded, label_ids, bag: NgramBagConfig, config: NgramClassifierConfig,
+                     smoothing: float = 1.0) -> torch.Tensor:
+    """(rows, C) one-vs-rest naive Bayes log-count ratios of an ``nb`` member's n-gram rows over
+    training texts (``text.ngrams.Encoded``): log p(n-gram | class) / p(n-gram | other classes), from the
+    number of texts of each class that contain it (NBSVM's binarized counts)."""
+    import numpy as np
+
+    rows, classes = (bag.rows or config.num_embeddings - 1) + 1, config.num_labels
+    ids = encoded.ids
+    doc = np.repeat(np.arange(len(encoded), dtype=np.int64), encoded.lengths)
+    if bag.kinds is not None:
+        mine = np.isin((ids - 1) % config.groups, bag.kinds)
+        ids, doc = ids[mine], doc[mine]
+    if bag.rows:
+        ids = (ids - 1) % bag.rows + 1
+    pairs = np.unique(doc * rows + ids)  # each (text, n-gram) once
+    labels = np.asarray(label_ids, dtype=np.int64)[pairs // rows]
+    counts = np.bincount((pairs % rows) * classes + labels, minlength=rows * classes).reshape(rows, classes)
+    inside = counts[1:] + smoothing
+    outside = counts[1:].sum(1, keepdims=True) - counts[1:] + smoothing
+    ratios = np.zeros((rows, classes), dtype=np.float32)
+    ratios[1:] = np.log(inside / inside.sum(0)) - np.log(outside / outside.sum(0))
+    return torch.from_numpy(ratios)
+
+
 class NgramBag(nn.Module):
     """One member: an embedding table pooled one way, an optional ReLU layer, a linear head."""
 
@@ -116,6 +150,10 @@ class NgramBag(nn.Module):
         super().__init__()
         self.config, self.bag = config, bag
         rows = (bag.rows or config.num_embeddings - 1) + 1
+        if bag.pooling == "nb":
+            self._init_nb(rows, config.num_labels)
+            return
+        self.ratio = None
         if bag.pooling == "mean":
             # a weighted sum: 1 / (n-grams of the kind) per n-gram is the per-kind mean
             self.embed = nn.EmbeddingBag(rows, bag.dim, mode="sum", padding_idx=0, sparse=True)
@@ -141,8 +179,15 @@ class NgramBag(nn.Module):
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
 
-    def pooled(self, input_ids: torch.Tensor) -> torch.Tensor:
-        """(B, D) mean or (B, K·D) attention-pooled embedding of each row's n-grams (zeros for none)."""
+    def _init_nb(self, rows: int, classes: int) -> None:
+        # per n-gram and class: a learned weight on the fixed log-count ratio (``fit_ratios``)
+        self.embed = nn.Embedding(rows, classes, padding_idx=0, sparse=True)
+        nn.init.zeros_(self.embed.weight)
+        self.register_buffer("ratio", torch.zeros(rows, classes))
+        self.bias = nn.Parameter(torch.zeros(classes))
+
+    def member_ids(self, input_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(ids, keep, kind): ids folded into this member's rows, 0 where the member does not read."""
         bag, groups = self.bag, self.config.groups
         keep = input_ids != 0  # (B, T)
         kind = (input_ids - 1).remainder(groups)  # (B, T); padding falls in some group but is masked
@@ -153,6 +198,18 @@ class NgramBag(nn.Module):
         ids = input_ids.masked_fill(~keep, 0)  # left out: the padding id
         if bag.rows:
             ids = torch.where(keep, (ids - 1).remainder(bag.rows) + 1, 0)  # folding keeps the kind
+        return ids, keep, kind
+
+    def nb_logits(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """(B, C): the sum over a text's distinct n-grams of weight × log-count ratio, plus the bias."""
+        ids = distinct(self.member_ids(input_ids)[0])
+        terms = self.embed(ids) * F.embedding(ids, self.ratio)  # (B, T, C); row 0 is zero in both
+        return terms.sum(1) + self.bias
+
+    def pooled(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """(B, D) mean or (B, K·D) attention-pooled embedding of each row's n-grams (zeros for none)."""
+        bag, groups = self.bag, self.config.groups
+        ids, keep, kind = self.member_ids(input_ids)
         if not bag.per_kind:
             kind = torch.zeros_like(kind)
         parts = groups if bag.per_kind else 1
@@ -172,6 +229,8 @@ class NgramBag(nn.Module):
         return pooled.flatten(1)  # (B, K·D)
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        if self.ratio is not None:
+            return self.nb_logits(input_ids)
         h = self.dropout(self.pooled(input_ids))
         if self.hidden is not None:
             h = self.dropout(F.relu(self.hidden(h)))  # (B, H)
@@ -189,6 +248,12 @@ class NgramClassifier(nn.Module):
     @property
     def num_labels(self) -> int:
         return self.config.num_labels
+
+    def fit_ratios(self, encoded, label_ids) -> None:
+        """Set each ``nb`` member's log-count ratios from the training texts' n-grams and label ids."""
+        for member in self.members:
+            if member.ratio is not None:
+                member.ratio.copy_(log_count_ratios(encoded, label_ids, member.bag, self.config))
 
     def forward(self, input_ids: torch.Tensor, labels: torch.Tensor | None = None,
                 attention_mask: torch.Tensor | None = None) -> SequenceClassifierOutput:

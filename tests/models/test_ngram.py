@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -192,6 +193,79 @@ def test_learns_a_tiny_korean_set_through_fit(tmp_path):
     model.eval()
     unseen = featurizer(["진짜 재밌다 최고", "진짜 지루하다 최악"], return_tensors="pt")
     probs = model(**unseen).logits.softmax(-1)
+    assert probs[0, 1] > 0.8 and probs[1, 0] > 0.8
+
+
+def tiny_nb(num_labels: int = 2) -> NgramClassifier:
+    """One ``nb`` member with random weights and ratios (row 0, the padding, stays zero in both)."""
+    torch.manual_seed(0)
+    model = NgramClassifier(NgramClassifierConfig(num_embeddings=50, num_labels=num_labels,
+                                                  members=[NgramBagConfig(pooling="nb")]))
+    member = model.members[0]
+    with torch.no_grad():
+        member.embed.weight[1:].normal_()
+        member.ratio[1:].normal_()
+    return model
+
+
+def test_distinct_keeps_each_id_once_per_row():
+    from malmoi.models.ngram import distinct
+
+    out = distinct(torch.tensor([[5, 3, 5, 5, 0], [2, 2, 0, 0, 7]]))
+    assert [sorted(r for r in row if r) for row in out.tolist()] == [[3, 5], [2, 7]]
+
+
+def test_log_count_ratios_by_hand():
+    """Texts as n-gram id rows: id 1 only in class-1 texts, id 2 in both, id 3 once in a class-0 text
+    (twice in it: counted once)."""
+    from malmoi.models.ngram import log_count_ratios
+    from malmoi.text.ngrams import Encoded
+
+    rows = [[1, 2], [1, 2], [2, 3, 3]]
+    encoded = Encoded(indptr=np.cumsum([0] + [len(r) for r in rows]), ids=np.array(sum(rows, [])))
+    config = NgramClassifierConfig(num_embeddings=4, num_labels=2, members=[NgramBagConfig(pooling="nb")])
+    ratios = log_count_ratios(encoded, [1, 1, 0], config.members[0], config)
+    # texts containing ids 1, 2, 3: class 1 → 2, 2, 0; class 0 → 0, 1, 1; smoothed by 1
+    pos, neg = np.array([3, 3, 1]), np.array([1, 2, 2])
+    expected = np.log(pos / pos.sum()) - np.log(neg / neg.sum())
+    assert np.allclose(ratios[1:, 1].numpy(), expected) and np.allclose(ratios[1:, 0].numpy(), -expected)
+    assert torch.equal(ratios[0], torch.zeros(2))
+
+
+def test_nb_member_reads_distinct_ngrams_weighted_by_their_ratios():
+    model = tiny_nb().eval()
+    member = model.members[0]
+    x = torch.tensor([[4, 9, 4, 4, 0]])
+    expected = member.embed.weight[[4, 9]] * member.ratio[[4, 9]]
+    assert torch.allclose(model(x).logits, expected.sum(0, keepdim=True), atol=1e-6)
+    assert torch.allclose(model(x).logits, model(torch.tensor([[9, 4]])).logits, atol=1e-6)
+
+
+def test_nb_member_saves_its_ratios(tmp_path):
+    model = tiny_nb(3)
+    model.save(tmp_path)
+    again = NgramClassifier.load(tmp_path)
+    assert torch.equal(again.members[0].ratio, model.members[0].ratio)
+    x = ids()
+    assert torch.equal(model.eval()(x).logits, again(x).logits)
+
+
+def test_nb_member_learns_from_its_ratios_through_fit(tmp_path):
+    """fit_ratios from the training texts, then the loop: unseen sentences classified right."""
+    from malmoi.data.batching import PadCollator
+    from malmoi.models.ngram import NgramDataset
+    from malmoi.text.ngrams import NgramConfig, NgramFeaturizer
+    from malmoi.training import TrainArgs, fit
+
+    featurizer = NgramFeaturizer(NgramConfig(buckets=1 << 12, chars=(1, 3), words=(1, 2)))
+    data = NgramDataset(featurizer, POSITIVE + NEGATIVE, [1] * len(POSITIVE) + [0] * len(NEGATIVE))
+    model = NgramClassifier(NgramClassifierConfig(num_embeddings=len(featurizer), groups=featurizer.config.groups,
+                                                  members=[NgramBagConfig(pooling="nb")]))
+    model.fit_ratios(data.encoded, data.labels)
+    assert model.members[0].ratio.abs().sum() > 0
+    fit(model, data, data, PadCollator(), TrainArgs(epochs=20, batch_size=4, lr=0.05, progress=False, seed=0),
+        tmp_path / "run")
+    probs = model.eval()(**featurizer(["진짜 재밌다 최고", "진짜 지루하다 최악"], return_tensors="pt")).logits.softmax(-1)
     assert probs[0, 1] > 0.8 and probs[1, 0] > 0.8
 
 
