@@ -427,8 +427,8 @@ class ClassifyTask:
             say(f"featurized {len(train_set) + len(valid_set)} texts into n-grams in "
                 f"{train_set.seconds + valid_set.seconds:.1f} s (Kiwi morphemes "
                 f"{train_set.encoded.morpheme_seconds + valid_set.encoded.morpheme_seconds:.1f} s)")
-            if not resume:  # a resumed run restores them with the weights
-                model.fit_ratios(train_set.encoded, train_set.labels)
+            if not resume and model.fit_ratios(train_set.encoded, train_set.labels):
+                say(f"counted the naive Bayes ratios of {len(train_set)} texts' n-grams")  # resumed: in the weights
         else:
             train_set = ClassificationDataset(data.train_texts, data.train_ids, tokenizer, max_length=opts.max_length)
             valid_set = ClassificationDataset(data.valid_texts, data.valid_ids, tokenizer, max_length=opts.max_length)

@@ -12,6 +12,14 @@ drown its few words and morphemes. Attention pooling lets each head weigh a text
 learned score of their embedding (a softmax within each kind), so a few telling n-grams
 (``노잼``, ``최악``) are not averaged away among a long review's hundreds of neutral ones.
 
+An ``nb`` member is NBSVM (Wang & Manning, 2012) in this frame: a linear model over a text's
+distinct n-grams, each scaled by its naive Bayes log-count ratio, which ``fit_ratios`` counts from
+the training texts before training (a buffer saved with the weights). It is as accurate as a
+fastText member on NSMC and errs differently.
+
+Every table gets sparse gradients: a step updates only the rows its batch touched
+(``optim.LazyAdamW``), so a 4M-row table costs what its batch uses, not its size.
+
 ``members`` lists one ``NgramBagConfig`` per member, each with its own embedding table, pooling,
 n-gram kinds and head, trained side by side on the same batches (the loss is the mean of the
 members' losses); the prediction is the mean of their probabilities, returned as
@@ -133,7 +141,11 @@ def log_count_ratios(encoded, label_ids, bag: NgramBagConfig, config: NgramClass
         ids, doc = ids[mine], doc[mine]
     if bag.rows:
         ids = (ids - 1) % bag.rows + 1
-    pairs = np.unique(doc * rows + ids)  # each (text, n-gram) once
+    # each (text, n-gram) once; sort and mask, as numpy 2.4's np.unique takes 100 times longer here
+    pairs = np.sort(doc * rows + ids)
+    first = np.ones(len(pairs), dtype=bool)
+    np.not_equal(pairs[1:], pairs[:-1], out=first[1:])
+    pairs = pairs[first]
     labels = np.asarray(label_ids, dtype=np.int64)[pairs // rows]
     counts = np.bincount((pairs % rows) * classes + labels, minlength=rows * classes).reshape(rows, classes)
     inside = counts[1:] + smoothing
@@ -249,11 +261,13 @@ class NgramClassifier(nn.Module):
     def num_labels(self) -> int:
         return self.config.num_labels
 
-    def fit_ratios(self, encoded, label_ids) -> None:
-        """Set each ``nb`` member's log-count ratios from the training texts' n-grams and label ids."""
-        for member in self.members:
-            if member.ratio is not None:
-                member.ratio.copy_(log_count_ratios(encoded, label_ids, member.bag, self.config))
+    def fit_ratios(self, encoded, label_ids) -> int:
+        """Set each ``nb`` member's log-count ratios from the training texts' n-grams and label ids;
+        returns how many members have them."""
+        members = [m for m in self.members if m.ratio is not None]
+        for member in members:
+            member.ratio.copy_(log_count_ratios(encoded, label_ids, member.bag, self.config))
+        return len(members)
 
     def forward(self, input_ids: torch.Tensor, labels: torch.Tensor | None = None,
                 attention_mask: torch.Tensor | None = None) -> SequenceClassifierOutput:

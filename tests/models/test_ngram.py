@@ -270,7 +270,7 @@ def test_nb_member_learns_from_its_ratios_through_fit(tmp_path):
 
 
 def _tiny_fit(out, model_seed: int = 0, resume: bool = False, on_eval=None):
-    """Two members (both poolings, sparse tables) on the tiny set, evaluated every 3 steps."""
+    """Three members (every pooling, sparse tables) on the tiny set, evaluated every 3 steps."""
     from malmoi.data.batching import PadCollator
     from malmoi.models.ngram import NgramDataset
     from malmoi.text.ngrams import NgramConfig, NgramFeaturizer
@@ -281,7 +281,10 @@ def _tiny_fit(out, model_seed: int = 0, resume: bool = False, on_eval=None):
     torch.manual_seed(model_seed)
     model = NgramClassifier(NgramClassifierConfig(
         num_embeddings=len(featurizer), groups=featurizer.config.groups, ngram_dropout=0.2,
-        members=[NgramBagConfig(dim=8), NgramBagConfig(pooling="attention", dim=4, heads=2)]))
+        members=[NgramBagConfig(dim=8), NgramBagConfig(pooling="attention", dim=4, heads=2),
+                 NgramBagConfig(pooling="nb")]))
+    if not resume:  # as the classify task does: a resumed run gets its ratios from the checkpoint
+        model.fit_ratios(data.encoded, data.labels)
     args = TrainArgs(epochs=4, batch_size=4, lr=0.05, eval_every=3, progress=False, seed=0)
     fit(model, data, data, PadCollator(), args, out, resume=resume, on_eval=on_eval)
     return model
