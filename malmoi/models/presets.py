@@ -14,7 +14,7 @@ vocabulary size and the special-token ids come from the tokenizer at build time
 | name        | family | members                                  | buckets | params  |
 | ----------- | ------ | ---------------------------------------- | ------- | ------- |
 | ngram       | n-gram | attention (4 × 32) + 2 × mean (16) + nb  | 2^22 ¹  | ~210 M  |
-| ngram-small | n-gram | mean (16)                                | 2^18 ¹  | ~4.2 M  |
+| ngram-small | n-gram | mean (16) + nb                           | 2^18 ¹  | ~4.7 M  |
 
 ¹ at most: training on fewer texts shrinks the table (``models.ngram.scaled_buckets``). ``ngram`` is the
 classify task's default preset.
@@ -108,9 +108,10 @@ NGRAM_PRESETS = [
                            tagged=None),
              model=dict(ngram_dropout=0.3, dropout=0.0, hidden=0, members=[
                  dict(pooling="mean", dim=16, per_kind=True),
+                 dict(pooling="nb"),
              ]),
              train=dict(lr=1e-2, batch_size=256, epochs=3)),
-        "one fastText member over character and word n-grams, no Kiwi: small, instant to featurize",
+        "a fastText and an NBSVM member over character and word n-grams, no Kiwi: small, instant to featurize",
     ),
 ]
 PRESETS.update({p.name: p for p in NGRAM_PRESETS})
