@@ -7,10 +7,11 @@ from torch import nn
 from malmoi.optim import LazyAdamW, clip_grad_norm, has_sparse_gradients
 
 
-def twins(sparse: bool = True) -> tuple[nn.Embedding, nn.Embedding]:
+def twins() -> tuple[nn.Embedding, nn.Embedding]:
+    """A dense table and a sparse one with the same weights."""
     torch.manual_seed(0)
     dense = nn.Embedding(6, 3)
-    other = nn.Embedding(6, 3, sparse=sparse)
+    other = nn.Embedding(6, 3, sparse=True)
     other.load_state_dict(dense.state_dict())
     return dense, other
 

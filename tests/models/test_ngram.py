@@ -218,13 +218,14 @@ def test_distinct_keeps_each_id_once_per_row():
 def test_log_count_ratios_by_hand():
     """Texts as n-gram id rows: id 1 only in class-1 texts, id 2 in both, id 3 once in a class-0 text
     (twice in it: counted once)."""
-    from malmoi.models.ngram import log_count_ratios
     from malmoi.text.ngrams import Encoded
 
     rows = [[1, 2], [1, 2], [2, 3, 3]]
     encoded = Encoded(indptr=np.cumsum([0] + [len(r) for r in rows]), ids=np.array(sum(rows, [])))
-    config = NgramClassifierConfig(num_embeddings=4, num_labels=2, members=[NgramBagConfig(pooling="nb")])
-    ratios = log_count_ratios(encoded, [1, 1, 0], config.members[0], config)
+    model = NgramClassifier(NgramClassifierConfig(num_embeddings=4, num_labels=2,
+                                                  members=[NgramBagConfig(pooling="nb")]))
+    assert model.fit_ratios(encoded, [1, 1, 0]) == 1
+    ratios = model.members[0].ratio
     # texts containing ids 1, 2, 3: class 1 → 2, 2, 0; class 0 → 0, 1, 1; smoothed by 1
     pos, neg = np.array([3, 3, 1]), np.array([1, 2, 2])
     expected = np.log(pos / pos.sum()) - np.log(neg / neg.sum())
