@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/attention_vs_length.py --steps 600
 
 Every model gets the same size, data, optimizer and budget (optimizer steps, or seconds with
---time-budget), trained by malmoi's own loop (``malmoi.training.fit``) on a synthetic task:
+--time-budget), trained by malmoi's own loop (``malmoi.training.loop.fit``) on a synthetic task:
 reverse (or copy) a random sequence of 5–60 symbols. Then greedy decoding on fresh sequences of
 each length gives exact-match accuracy (whole sequence right) and token accuracy (share of gold
 positions predicted right) against the input length: a table on stdout, a PNG and a JSON in
@@ -24,7 +24,8 @@ import torch
 from torch.utils.data import Dataset
 
 from malmoi.models.lstm import LSTMConfig, LSTMSeq2Seq
-from malmoi.training import TrainArgs, fit
+from malmoi.training.args import TrainArgs
+from malmoi.training.loop import fit
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "out"
@@ -97,7 +98,7 @@ def train_one(attention: str, task: Task, train: PairDataset, args: argparse.Nam
                       max_steps=args.steps if not args.time_budget else 10**9, time_budget=args.time_budget,
                       seed=args.seed, log_every=100, num_threads=args.threads, progress=args.progress)
     started = time.perf_counter()
-    result = fit(model, train, None, None, targs, workdir / attention, lengths=train.lengths)
+    result = fit(model, train, None, args=targs, out=workdir / attention, lengths=train.lengths)
     return model, result, time.perf_counter() - started
 
 

@@ -40,7 +40,7 @@ def main() -> None:
     import torch
 
     import malmoi
-    from malmoi.seq2seq import read_pair_data, Seq2SeqOptions
+    from malmoi.tasks.seq2seq import read_pair_data, Seq2SeqOptions
 
     torch.set_num_threads(args.threads)
     results, answers = {}, {}

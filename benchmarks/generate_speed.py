@@ -7,7 +7,7 @@ A 4-layer, 256-wide GPT-2 (vocab 16000, 512 positions) with seeded random weight
 tokens). Each round runs, one after the other so that they share the machine's load:
   * ``generate()`` with its KV cache,
   * ``generate(use_cache=False)`` (recomputes the whole prefix every step),
-  * ``malmoi.generation.generate`` (preallocated cache, lean GPT-2 forward).
+  * ``malmoi.models.generation.generate`` (preallocated cache, lean GPT-2 forward).
 Every malmoi output is checked token for token against ``generate()``'s. Reported: median
 tokens/s over the rounds and the median of the per-round ratios. torch threads = 2.
 
@@ -57,7 +57,7 @@ def timed(fn):
 
 
 def run_batch(model, batch: int, new_tokens: int, rounds: int, prompt_len: int, seed: int, no_cache: bool) -> dict:
-    from malmoi.generation import generate
+    from malmoi.models.generation import generate
 
     ids, mask = build_prompts(batch, prompt_len, seed)
 

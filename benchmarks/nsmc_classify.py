@@ -51,7 +51,7 @@ class Row:
 
 
 def parse_args() -> argparse.Namespace:
-    from malmoi.training import parse_duration
+    from malmoi.training.args import parse_duration
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder with train.tsv and test.tsv")
@@ -130,6 +130,7 @@ def morpheme_seconds(log: list[str]) -> float:
 def malmoi_preset(name: str, train_file: Path, test: tuple[list[str], list[str]], runs: Path,
                   args: argparse.Namespace) -> Row:
     import malmoi
+    from malmoi.models.presets import preset_training
 
     run = runs / name
     log: list[str] = []
@@ -139,8 +140,10 @@ def malmoi_preset(name: str, train_file: Path, test: tuple[list[str], list[str]]
         print(f"  [{name}] {message}", file=sys.stderr, flush=True)
 
     cpu, started = time.process_time(), time.perf_counter()
+    # the preset's epochs where it has them (ngram: 2); otherwise the budget alone ends training
     result = malmoi.train(task="classify", data=train_file, text="document", label="label", out=run,
-                          preset=name, time_budget=args.budget_s, valid_split=args.valid_split,
+                          preset=name, epochs=preset_training(name).get("epochs"),
+                          time_budget=args.budget_s, valid_split=args.valid_split,
                           seed=args.seed, num_threads=args.threads, progress=False,
                           say=say)
     total = time.perf_counter() - started

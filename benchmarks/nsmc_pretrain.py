@@ -133,7 +133,7 @@ def prepare_data(args, work: Path) -> dict:
 
 
 def test_accuracy(run: Path, texts, labels) -> float:
-    from malmoi.inference import TextClassifier
+    from malmoi.use.classifier import TextClassifier
 
     return TextClassifier.from_run(run).evaluate(texts, labels, batch_size=256).report.accuracy
 
@@ -161,7 +161,8 @@ def head_speed(args) -> None:
     import torch
 
     from malmoi.data.batching import MLMCollator
-    from malmoi.pretraining import PackedTextDataset, build_mlm
+    from malmoi.data.datasets import PackedTextDataset
+    from malmoi.models.mlm import build_mlm
     from malmoi.text.subword import train_tokenizer
 
     texts = subset((args.data_dir / "unlabeled.txt").read_text(encoding="utf-8").splitlines(), 20000, args.seed)
@@ -191,7 +192,7 @@ def head_speed(args) -> None:
 
 def pretrain_arm(args, data: dict, work: Path) -> tuple[float, Path, dict]:
     """Train the shared tokenizer, then pretrain: (tokenizer seconds, MLM run, its summary)."""
-    from malmoi.pretraining import pretrain
+    from malmoi.tasks import train
     from malmoi.text.subword import train_tokenizer
 
     t = time.perf_counter()
@@ -202,7 +203,7 @@ def pretrain_arm(args, data: dict, work: Path) -> tuple[float, Path, dict]:
     say(f"tokenizer ({args.vocab_size} WordPiece{' over morphemes' if args.morphemes else ''}) in {tokenizer_s:.0f} s")
 
     t = time.perf_counter()
-    mlm = pretrain(data=data["unlabeled"], out=work / "mlm", preset=args.preset, tokenizer=work / "tokenizer",
+    mlm = train(task="mlm", data=data["unlabeled"], out=work / "mlm", preset=args.preset, tokenizer=work / "tokenizer",
                    max_length=args.max_length, batch_size=args.pretrain_batch_size, lr=args.pretrain_lr,
                    warmup=args.pretrain_warmup, epochs=100, time_budget=args.pretrain_budget, seed=args.seed,
                    eval_every=500, max_valid=1000, progress=False, say=say)

@@ -101,7 +101,8 @@ def run_malmoi(make_model, train_set, collate, args, out: Path) -> dict:
 
     import torch
 
-    from malmoi.training import TrainArgs, fit
+    from malmoi.training.args import TrainArgs
+    from malmoi.training.loop import fit
 
     model = make_model("malmoi")
     adamw = torch.optim.AdamW
@@ -112,7 +113,7 @@ def run_malmoi(make_model, train_set, collate, args, out: Path) -> dict:
                       grad_clip=1.0, seed=42, log_every=10**9, progress=False)
     start, cpu = time.perf_counter(), time.process_time()
     try:
-        result = fit(model, train_set, None, counter, targs, out, lengths=train_set.lengths)
+        result = fit(model, train_set, None, args=targs, out=out, collate=counter, lengths=train_set.lengths)
     finally:
         torch.optim.AdamW = adamw
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu

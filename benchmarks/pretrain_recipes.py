@@ -128,7 +128,7 @@ def prepare(args, cache: Path) -> None:
     """Tokenize once: packed pretraining blocks (``pretraining.pack_blocks``, as ``pretrain mlm``
     packs them), and [CLS] review [SEP] rows for fine-tuning (at most ``BLOCK`` tokens), padded."""
     from malmoi.data.datasets import encode_all
-    from malmoi.pretraining import pack_blocks
+    from malmoi.data.datasets import pack_blocks
     from malmoi.text.subword import load_tokenizer
 
     tok = load_tokenizer(args.tokenizer)
@@ -145,7 +145,7 @@ def prepare(args, cache: Path) -> None:
 
 def masked_lm(size: str, tok, **overrides):
     """``pretraining.build_mlm``: BertForMaskedLM with its head over the masked positions only."""
-    from malmoi.pretraining import build_mlm
+    from malmoi.models.mlm import build_mlm
 
     return build_mlm(PRESET[size], tok, overrides)
 

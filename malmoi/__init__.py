@@ -12,19 +12,20 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from .errors import MalmoiError
+from malmoi.errors import MalmoiError
 
 __version__ = "0.1.0"
 __all__ = ["MalmoiError", "__version__", "train", "load", "EncoderClassifier", "TextClassifier", "Prediction",
-           "TrainResult", "PRESETS"]
+           "Answer", "TrainResult", "PRESETS"]
 
 # name → module that defines it, imported when first touched
 _LAZY = {
-    "EncoderClassifier": ".models.classifier",
-    "TextClassifier": ".inference",
-    "Prediction": ".inference",
-    "TrainResult": ".tasks",
-    "PRESETS": ".models.presets",
+    "EncoderClassifier": "malmoi.models.classifier",
+    "TextClassifier": "malmoi.use.classifier",
+    "Prediction": "malmoi.use.results",
+    "Answer": "malmoi.use.results",
+    "TrainResult": "malmoi.tasks.common",
+    "PRESETS": "malmoi.models.presets",
 }
 
 
@@ -32,16 +33,17 @@ def train(task: str = "classify", **options: Any):
     """Train ``task`` into ``out`` exactly as ``malmoi train TASK`` does; returns a ``TrainResult``.
 
     ``options`` are the task's fields (``data``, ``text``, ``label``, ``out``, ``preset``,
-    ``epochs``, ``time_budget="10m"`` …; see ``malmoi.tasks.ClassifyOptions``)."""
-    from .tasks import train as train_task
+    ``epochs``, ``time_budget="10m"`` …; see ``malmoi.tasks.classify.ClassifyOptions``)."""
+    from malmoi.tasks import train as train_task
 
     return train_task(task, **options)
 
 
 def load(run: str | os.PathLike):
     """The trained model of a run directory, ready to use: for a classifier a ``TextClassifier``
-    whose ``.predict(["…"])`` returns ``Prediction`` objects."""
-    from .tasks import load as load_run
+    whose ``.predict(["…"])`` returns ``Prediction`` objects, for a seq2seq or lm run a text
+    generator (``.generate``, ``.stream``), for an mlm run a ``MaskFiller`` (see ``malmoi.use``)."""
+    from malmoi.use import load as load_run
 
     return load_run(run)
 
@@ -50,5 +52,5 @@ def __getattr__(name: str):
     if name in _LAZY:
         from importlib import import_module
 
-        return getattr(import_module(_LAZY[name], __name__), name)
+        return getattr(import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'malmoi' has no attribute {name!r}")

@@ -1,3 +1,3 @@
-from .cli import main
+from malmoi.cli import main
 
 main()

@@ -23,7 +23,9 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from malmoi.data.batching import PadCollator  # noqa: E402
-from malmoi.training import TrainArgs, fit, load_weights  # noqa: E402
+from malmoi.training.args import TrainArgs
+from malmoi.training.loop import fit
+from malmoi.training.checkpoints import load_weights  # noqa: E402
 
 VOCAB = 40
 
@@ -117,9 +119,7 @@ def train(out, resume: bool = False, delay: float = 0.0, model_seed: int = 0, ev
     torch.manual_seed(model_seed)
     model = ToyClassifier(delay=delay, sparse=sparse)
     train_set, valid_set = toy_data(90, 1), toy_data(30, 2)
-    result = fit(model, train_set, valid_set, PadCollator(), default_args(**overrides), out,
-                 evaluate=evaluate, export=export_weights, metric="accuracy", maximize=True,
-                 resume=resume, lengths=[len(x["input_ids"]) for x in train_set])
+    result = fit(model, train_set, valid_set, args=default_args(**overrides), out=out, collate=PadCollator(), evaluate=evaluate, export=export_weights, metric="accuracy", maximize=True, resume=resume, lengths=[len(x["input_ids"]) for x in train_set])
     return model, result
 
 

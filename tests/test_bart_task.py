@@ -14,10 +14,10 @@ import pytest
 import torch
 
 import malmoi
-from malmoi.bart import BartGenerator
+from malmoi.use.bart import BartGenerator
 from malmoi.cli import main
 from malmoi.errors import MalmoiError
-from malmoi.generators import load_generator
+from malmoi.use import load_generator
 
 PAIRS = [
     ("안녕하세요", "반가워요 좋은 하루예요"),
@@ -317,7 +317,7 @@ def test_bad_options_are_refused_before_a_run_directory_exists(data, tmp_path, o
 
 
 def test_default_learning_rate_follows_the_family(data, tmp_path):
-    from malmoi.seq2seq import Seq2SeqOptions
+    from malmoi.tasks.seq2seq import Seq2SeqOptions
 
     common = dict(data=data["pairs"], source="Q", target="A", out=tmp_path / "run")
     assert Seq2SeqOptions(preset="bart-mini", **common).lr == 1e-3

@@ -10,8 +10,9 @@ import torch
 
 import malmoi
 from malmoi.errors import MalmoiError
-from malmoi.metrics import classification_report, confusion_matrix
-from malmoi.tasks import ClassifyOptions, read_classify_data, stratified_split
+from malmoi.training.metrics import classification_report, confusion_matrix
+from malmoi.data.splits import stratified_split
+from malmoi.tasks.classify import ClassifyOptions, read_classify_data
 from malmoi.tasks import train as train_task
 
 TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
@@ -243,10 +244,10 @@ def test_resume_continues_a_finished_run_for_more_epochs(tmp_path):
 
 @pytest.mark.parametrize("name", ["classify", "seq2seq", "lm", "mlm"])
 def test_every_task_is_found_by_name(name):
-    from malmoi.tasks import get_task
+    from malmoi.tasks import LoopOptions, get_task
 
     task = get_task(name)
-    assert task.name == name and callable(task.train) and callable(task.load)
+    assert task.name == name and callable(task.train) and issubclass(task.Options, LoopOptions)
 
 
 def test_unknown_task_and_option():

@@ -11,7 +11,7 @@ import torch
 
 import malmoi
 from malmoi.cli import main
-from malmoi.metrics import classification_report
+from malmoi.training.metrics import classification_report
 
 from test_classify_task import TINY, reviews, write_tsv
 

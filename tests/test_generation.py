@@ -6,9 +6,9 @@ import torch
 from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 from transformers.utils import logging as hf_logging
 
-from malmoi.decoding import GPT2Decoder
+from malmoi.models.gpt2_decoder import GPT2Decoder
 from malmoi.errors import MalmoiError
-from malmoi.generation import GenerationSettings, decode, generate, generate_text, stream_text
+from malmoi.models.generation import GenerationSettings, decode, generate, generate_text, stream_text
 
 hf_logging.set_verbosity_error()
 VOCAB = 96
@@ -68,7 +68,7 @@ def test_logits_equal_hf_forward_through_prefill_and_steps(model):
 
 @pytest.mark.parametrize("batch", [1, 5])
 def test_step_logits_are_hf_generates_bit_for_bit(model, batch):
-    from malmoi.generation import _DecodeLoop
+    from malmoi.models.generation import _DecodeLoop
 
     ids, mask = prompts(batch)
     with torch.inference_mode():

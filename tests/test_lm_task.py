@@ -7,7 +7,9 @@ import math
 import pytest
 
 from malmoi.errors import MalmoiError
-from malmoi.lm import LMGenerator, split_documents, train_lm
+from malmoi.data.splits import split_texts
+from malmoi.tasks import train
+from malmoi.use.lm import LMGenerator
 
 DOCS = [
     "말모이는 우리말 사전을 만들기 위해 모은 낱말이다.",
@@ -23,7 +25,7 @@ def run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("lm")
     data = folder / "tiny.txt"
     data.write_text("\n".join(DOCS * 6) + "\n", encoding="utf-8")
-    result = train_lm(data=data, out=folder / "run", vocab_size=60, block_size=32, batch_size=8, max_steps=60,
+    result = train(task="lm", data=data, out=folder / "run", vocab_size=60, block_size=32, batch_size=8, max_steps=60,
                       eval_every=60, lr=1e-2, log_every=5, progress=False, model_overrides=TINY,
                       say=lambda message: None)
     return result
@@ -103,16 +105,16 @@ def test_bad_training_options_fail_before_anything_is_written(tmp_path, options,
     data = tmp_path / "t.txt"
     data.write_text("\n".join(DOCS), encoding="utf-8")
     with pytest.raises(MalmoiError) as e:
-        train_lm(data=data, out=tmp_path / "run", progress=False, **options)
+        train(task="lm", data=data, out=tmp_path / "run", progress=False, **options)
     assert e.value.code == code
     assert not (tmp_path / "run").exists()
 
 
 def test_split_documents_holds_out_a_seeded_fraction():
     texts = [f"문서 {i}" for i in range(100)]
-    train, valid = split_documents(texts, 0.1, 5, seed=1)
+    train, valid = split_texts(texts, 0.1, 5, seed=1)
     assert len(valid) == 5 and len(train) == 95 and sorted(train + valid) == sorted(texts)
-    assert (train, valid) == split_documents(texts, 0.1, 5, seed=1)
+    assert (train, valid) == split_texts(texts, 0.1, 5, seed=1)
 
 
 def test_the_generate_command_prints_the_prompt_and_its_continuation(generator, capsys):
@@ -142,7 +144,7 @@ def test_sampling_flags_on_a_run_that_cannot_sample_are_refused():
 
 def test_the_run_loads_through_malmoi_load_and_load_generator(run):
     import malmoi
-    from malmoi.generators import load_generator
+    from malmoi.use import load_generator
 
     assert isinstance(malmoi.load(run.run), LMGenerator)
     assert load_generator(run.run).generate(["오늘은"])[0].text == " " + DOCS[1].split(" ", 1)[1]
@@ -156,7 +158,7 @@ def test_an_lm_trained_on_nsmc_generates_what_hf_generate_generates(tmp_path):
 
     import torch
 
-    from malmoi.generation import encode_prompt
+    from malmoi.models.generation import encode_prompt
 
     source = Path(__file__).resolve().parents[2] / "shared" / "data" / "nsmc" / "unlabeled.txt"
     if not source.is_file():
@@ -165,7 +167,7 @@ def test_an_lm_trained_on_nsmc_generates_what_hf_generate_generates(tmp_path):
         lines = [next(f) for _ in range(3000)]
     data = tmp_path / "reviews.txt"
     data.write_text("".join(lines), encoding="utf-8")
-    result = train_lm(data=data, out=tmp_path / "run", vocab_size=2000, block_size=64, batch_size=16,
+    result = train(task="lm", data=data, out=tmp_path / "run", vocab_size=2000, block_size=64, batch_size=16,
                       max_steps=150, eval_every=150, lr=3e-3, progress=False, say=lambda message: None,
                       model_overrides=dict(n_embd=64, n_layer=2, n_head=4, n_inner=256))
     assert result.metrics["perplexity"] < 2000 / 3, result.metrics  # uniform over the vocabulary: 2000
@@ -176,7 +178,7 @@ def test_an_lm_trained_on_nsmc_generates_what_hf_generate_generates(tmp_path):
         settings = generator.settings(max_new_tokens=40)
         with torch.inference_mode():
             expected = model.generate(ids, attention_mask=torch.ones_like(ids), **settings.hf_kwargs())
-        from malmoi.generation import generate
+        from malmoi.models.generation import generate
 
         assert torch.equal(generate(model, ids, settings), expected)
         sampled = generator.settings(max_new_tokens=40, top_k=20, top_p=0.9, seed=5)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from malmoi.optim import LazyAdamW, clip_grad_norm, has_sparse_gradients
+from malmoi.training.optim import LazyAdamW, clip_grad_norm, has_sparse_gradients
 
 
 def twins() -> tuple[nn.Embedding, nn.Embedding]:

@@ -12,7 +12,12 @@ from safetensors.torch import load_file
 from malmoi.cli import main
 from malmoi.data import batching
 from malmoi.errors import MalmoiError
-from malmoi.pretraining import MaskFiller, MLMOptions, SparseMaskedLM, build_mlm, pack_blocks, pretrain, split_texts
+from malmoi.data.datasets import pack_blocks
+from malmoi.data.splits import split_texts
+from malmoi.models.mlm import build_mlm
+from malmoi.tasks import train
+from malmoi.tasks.mlm import MLMOptions
+from malmoi.use.mask_filler import MaskFiller
 
 TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
 CORPUS = [
@@ -132,7 +137,7 @@ def pretrained(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("mlm")
     memoriser = {**TINY, "hidden_size": 64, "intermediate_size": 128, "hidden_dropout_prob": 0.0,
                  "attention_probs_dropout_prob": 0.0}
-    result = pretrain(**options(tmp, epochs=60, batch_size=4, log_every=5, mlm_probability=0.3, pack=False,
+    result = train(task="mlm", **options(tmp, epochs=60, batch_size=4, log_every=5, mlm_probability=0.3, pack=False,
                                 valid_split=0.25, model_overrides=memoriser))
     return result
 
@@ -243,7 +248,7 @@ def test_resume_after_a_crash_gives_the_uninterrupted_weights(tmp_path, monkeypa
     tokenizer = tmp_path / "tokenizer"
     train_tokenizer(CORPUS, vocab_size=120, out=tokenizer)
     same = dict(eval_every=3, batch_size=4, tokenizer=tokenizer)
-    whole = pretrain(**options(tmp_path, out=tmp_path / "whole", **same))
+    whole = train(task="mlm", **options(tmp_path, out=tmp_path / "whole", **same))
     steps = whole.steps
     assert steps >= 6
 
@@ -258,10 +263,10 @@ def test_resume_after_a_crash_gives_the_uninterrupted_weights(tmp_path, monkeypa
 
     monkeypatch.setattr(batching.MLMCollator, "__call__", crashing)
     with pytest.raises(RuntimeError, match="simulated crash"):
-        pretrain(**options(tmp_path, out=tmp_path / "cut", **same))
+        train(task="mlm", **options(tmp_path, out=tmp_path / "cut", **same))
     monkeypatch.setattr(batching.MLMCollator, "__call__", real_call)
     # a resumed run takes the model and the data split from the run, whatever the command says now
-    resumed = pretrain(**options(tmp_path, out=tmp_path / "cut", **same, resume=True, max_length=16,
+    resumed = train(task="mlm", **options(tmp_path, out=tmp_path / "cut", **same, resume=True, max_length=16,
                                  valid_split=0.5))
     assert resumed.steps == steps
     events = [json.loads(l) for l in (tmp_path / "cut" / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]

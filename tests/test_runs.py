@@ -8,7 +8,7 @@ import json
 import pytest
 
 import malmoi
-from malmoi import training
+from malmoi.training import loop
 from malmoi.cli import main
 from malmoi.errors import MalmoiError
 from malmoi.runs import restart_unfinished, start_run
@@ -69,7 +69,7 @@ def kill_before_the_first_checkpoint(options: dict, monkeypatch) -> None:
         raise RuntimeError("killed")
 
     with monkeypatch.context() as patch:
-        patch.setattr(training, "fit", killed)
+        patch.setattr(loop, "fit", killed)
         with pytest.raises(RuntimeError, match="killed"):
             malmoi.train(**options, say=lambda _: None)
     meta = json.loads((options["out"] / "malmoi.json").read_text(encoding="utf-8"))

@@ -14,9 +14,10 @@ import torch
 import malmoi
 from malmoi.cli import main
 from malmoi.errors import MalmoiError
-from malmoi.generators import load_generator
-from malmoi.seq2seq import Seq2SeqGenerator, VocabCodec, split_units
+from malmoi.text.codecs import VocabCodec, split_units
 from malmoi.text.vocab import Vocab
+from malmoi.use import load_generator
+from malmoi.use.seq2seq import Seq2SeqGenerator
 
 PAIRS = [
     ("안녕하세요", "반가워요 좋은 하루예요"),
@@ -118,7 +119,7 @@ def test_beams_and_reload_give_consistent_answers(trained):
 
 
 def test_attention_map_rows_are_distributions_over_the_source(trained, tmp_path):
-    from malmoi.generators import save_attention_png
+    from malmoi.use import save_attention_png
 
     generator = load_generator(trained[0].run)
     amap = generator.attention("주말에 뭐 하지?")

@@ -15,9 +15,10 @@ import torch
 from fit_worker import ToyClassifier, accuracy, default_args, toy_data, train, weights_digest
 from malmoi.data.batching import PadCollator
 from malmoi.errors import MalmoiError
-from malmoi.training import (
-    TrainArgs, WarmupLinearDecay, fit, load_weights, parse_duration, read_checkpoint_state, save_checkpoint,
-)
+from malmoi.training.args import TrainArgs, parse_duration
+from malmoi.training.checkpoints import load_weights, read_checkpoint_state, save_checkpoint
+from malmoi.training.loop import fit
+from malmoi.training.optim import WarmupLinearDecay
 
 WORKER = Path(__file__).with_name("fit_worker.py")
 
@@ -96,9 +97,7 @@ def test_crash_and_resume_reach_the_same_weights(straight, tmp_path):
     torch.manual_seed(0)
     data = toy_data(90, 1)
     with pytest.raises(Crash):
-        fit(ToyClassifier(), data, toy_data(30, 2), PadCollator(), default_args(), out, evaluate=accuracy,
-            metric="accuracy", maximize=True, lengths=[len(x["input_ids"]) for x in data],
-            on_eval=crash_after_first_eval)
+        fit(ToyClassifier(), data, toy_data(30, 2), args=default_args(), out=out, collate=PadCollator(), evaluate=accuracy, metric="accuracy", maximize=True, lengths=[len(x["input_ids"]) for x in data], on_eval=crash_after_first_eval)
     assert read_checkpoint_state(out / "checkpoints" / "last")["loop"]["global_step"] == 7
     # a differently initialised model: everything must come from the checkpoint
     model, result = train(out, resume=True, model_seed=123)
@@ -162,8 +161,7 @@ def test_sigkill_then_resume(straight, tmp_path):
 def test_early_stopping(tmp_path):
     torch.manual_seed(0)
     data = toy_data(90, 1)
-    result = fit(ToyClassifier(), data, toy_data(30, 2), None, default_args(epochs=20, eval_every=2, patience=2),
-                 tmp_path / "run", evaluate=lambda model, loader: {"score": 1.0}, metric="score", maximize=True)
+    result = fit(ToyClassifier(), data, toy_data(30, 2), args=default_args(epochs=20, eval_every=2, patience=2), out=tmp_path / "run", evaluate=lambda model, loader: {"score": 1.0}, metric="score", maximize=True)
     assert result.stopped_by == "early_stopping"
     assert result.steps == 6 and result.best_step == 2  # first eval is best, two more without improvement
 
@@ -171,8 +169,7 @@ def test_early_stopping(tmp_path):
 def test_max_steps_and_no_validation_data(tmp_path):
     exported = []
     torch.manual_seed(0)
-    result = fit(ToyClassifier(), toy_data(40, 1), None, None, default_args(max_steps=11, epochs=1), tmp_path / "run",
-                 export=lambda model, folder: exported.append(weights_digest(model)))
+    result = fit(ToyClassifier(), toy_data(40, 1), None, args=default_args(max_steps=11, epochs=1), out=tmp_path / "run", export=lambda model, folder: exported.append(weights_digest(model)))
     assert result.stopped_by == "max_steps" and result.steps == 11 and result.best_metric is None
     assert not (tmp_path / "run" / "checkpoints" / "best").exists()
     assert exported == [saved_digest(tmp_path / "run" / "checkpoints" / "last")]
@@ -224,7 +221,7 @@ def test_resume_needs_a_checkpoint_and_a_new_run_refuses_old_checkpoints(tmp_pat
 
 def test_empty_training_data(tmp_path):
     with pytest.raises(MalmoiError) as err:
-        fit(ToyClassifier(), [], None, None, default_args(), tmp_path / "run")
+        fit(ToyClassifier(), [], None, args=default_args(), out=tmp_path / "run")
     assert err.value.code == "E101"
 
 
@@ -271,8 +268,7 @@ def test_a_failed_checkpoint_write_leaves_the_previous_one_whole(tmp_path, monke
 def test_default_evaluation_is_the_mean_loss(tmp_path):
     torch.manual_seed(0)
     data = toy_data(40, 1)
-    result = fit(ToyClassifier(), data, toy_data(20, 2), None, default_args(epochs=2, eval_every=0),
-                 tmp_path / "run")
+    result = fit(ToyClassifier(), data, toy_data(20, 2), args=default_args(epochs=2, eval_every=0), out=tmp_path / "run")
     events = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     losses = [e["loss"] for e in events if e["event"] == "eval"]
     assert len(losses) == 2 and result.best_metric == min(losses)  # lower is better by default
@@ -282,5 +278,5 @@ def test_default_evaluation_is_the_mean_loss(tmp_path):
 def test_a_model_without_a_loss_is_a_clear_error(tmp_path):
     data = [{k: v for k, v in item.items() if k != "labels"} for item in toy_data(16, 1)]
     with pytest.raises(MalmoiError) as err:
-        fit(ToyClassifier(), data, None, None, default_args(), tmp_path / "run")
+        fit(ToyClassifier(), data, None, args=default_args(), out=tmp_path / "run")
     assert err.value.code == "E460" and "labels" in err.value.message

@@ -25,11 +25,11 @@ app.add_typer(tokenizer_app, name="tokenizer")
 app.add_typer(data_app, name="data")
 
 # Command modules register themselves on the apps above.
-from . import commands  # noqa: E402,F401
+from malmoi.cli import commands  # noqa: E402,F401
 
 
 def main(argv: list[str] | None = None) -> None:
-    from ..errors import MalmoiError
+    from malmoi.errors import MalmoiError
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:

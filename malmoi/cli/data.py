@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from . import data_app
+from malmoi.cli import data_app
 
 
 @data_app.command("download")
@@ -23,7 +23,7 @@ def download_cmd(
 
     Example: malmoi data download nsmc --to data/nsmc
     """
-    from ..data.download import CORPORA, download
+    from malmoi.data.download import CORPORA, download
 
     folder = to if to is not None else Path("data") / corpus
     results = download(corpus, folder, base=base, timeout=timeout, progress=not as_json)
@@ -52,7 +52,7 @@ def samples_cmd(as_json: bool = typer.Option(False, "--json", help="Print the pa
 
     Example: malmoi data samples
     """
-    from ..data.samples import SAMPLES, sample_path
+    from malmoi.data.samples import SAMPLES, sample_path
 
     paths = {name: str(sample_path(name)) for name in SAMPLES}
     if as_json:

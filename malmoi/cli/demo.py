@@ -6,8 +6,8 @@ from pathlib import Path
 
 import typer
 
-from ..errors import MalmoiError
-from . import app
+from malmoi.errors import MalmoiError
+from malmoi.cli import app
 
 NEW_REVIEWS = [
     "배우들 연기가 정말 좋았고 마지막 장면에서 눈물이 났어요",
@@ -24,7 +24,7 @@ def _clear_old_demo(out: Path, data: Path) -> None:
     """The demo always starts fresh, but only ever deletes a run trained on the bundled samples."""
     if not out.exists():
         return
-    from ..runs import read_meta
+    from malmoi.runs import read_meta
 
     try:
         meta = read_meta(out)
@@ -45,14 +45,15 @@ def demo(
 
     Example: malmoi demo --time-budget 60s --out runs/demo
     """
-    from .train import passive_openmp, summary_line
+    from malmoi.cli.train import passive_openmp, summary_line
 
     passive_openmp()
     from rich.console import Console
     from rich.table import Table
 
-    from ..data.samples import sample_path
-    from ..tasks import load, train
+    from malmoi.data.samples import sample_path
+    from malmoi.tasks import train
+    from malmoi.use import load
 
     console = Console()
     data = sample_path("reviews")

@@ -13,9 +13,9 @@ from typing import Optional, Sequence
 
 import typer
 
-from ..errors import MalmoiError
-from . import train_app
-from .train import print_result
+from malmoi.errors import MalmoiError
+from malmoi.cli import train_app
+from malmoi.cli.train import print_result
 
 
 def summary_line(result) -> str:
@@ -57,9 +57,10 @@ def lm(
 
     Example: malmoi train lm --data corpus.txt --preset gpt-mini --out runs/gpt --time-budget 10m
     """
-    from ..lm import train_lm
+    from malmoi.tasks import train
 
-    result = train_lm(
+    result = train(
+        task="lm",
         data=data, out=out, column=column, preset=preset, tokenizer=tokenizer, vocab_size=vocab_size,
         block_size=block_size, valid_split=valid_split, sample_prompt=sample_prompt, epochs=epochs,
         batch_size=batch_size, lr=lr, time_budget=time_budget, eval_every=eval_every, patience=patience,

@@ -6,8 +6,8 @@ from typing import Optional
 
 import typer
 
-from . import pretrain_app
-from .train import print_result
+from malmoi.cli import pretrain_app
+from malmoi.cli.train import print_result
 
 
 def summary_line(result) -> str:
@@ -52,9 +52,10 @@ def mlm(
 
     Example: malmoi pretrain mlm --data unlabeled.txt --preset bert-mini --time-budget 30m --out runs/mlm
     """
-    from ..pretraining import pretrain
+    from malmoi.tasks import train
 
-    result = pretrain(
+    result = train(
+        task="mlm",
         data=data, out=out, column=column, preset=preset, tokenizer=tokenizer, vocab_size=vocab_size,
         morphemes=morphemes, max_length=max_length, pack=not no_pack, valid_split=valid_split,
         max_valid=max_valid, mlm_probability=mlm_probability, epochs=epochs, batch_size=batch_size, lr=lr,

@@ -11,9 +11,9 @@ from typing import List, Optional
 
 import typer
 
-from ..errors import MalmoiError
-from . import app, train_app
-from .train import print_result
+from malmoi.errors import MalmoiError
+from malmoi.cli import app, train_app
+from malmoi.cli.train import print_result
 
 
 def summary_line(result) -> str:
@@ -64,7 +64,7 @@ def seq2seq(
 
     Example: malmoi train seq2seq --data chatbot.csv --source Q --target A --preset lstm-bahdanau --out runs/chat
     """
-    from ..tasks import train
+    from malmoi.tasks import train
 
     result = train(
         task="seq2seq", data=data, source=source, target=target, out=out, preset=preset, valid=valid,
@@ -106,8 +106,8 @@ def generate(
 
     Example: malmoi generate runs/chat "오늘 날씨 어때?" "배고파" --beams 4
     """
-    from ..generators import load_generator
-    from .lm import print_generations
+    from malmoi.use import load_generator
+    from malmoi.cli.lm import print_generations
 
     _check_beams(beams)
     print_generations(load_generator(run), texts, beams=beams, max_new_tokens=max_new_tokens, greedy=greedy,
@@ -127,7 +127,7 @@ def chat(
     """
     import sys
 
-    from ..generators import load_generator
+    from malmoi.use import load_generator
 
     _check_beams(beams)
     generator = load_generator(run)
@@ -172,7 +172,7 @@ def attention(
     """
     import inspect
 
-    from ..generators import load_generator, save_attention_png
+    from malmoi.use import load_generator, save_attention_png
 
     _check_beams(beams)
     generator = load_generator(run)

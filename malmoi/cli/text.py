@@ -9,8 +9,8 @@ from typing import Optional
 
 import typer
 
-from ..errors import MalmoiError
-from . import app, tokenizer_app
+from malmoi.errors import MalmoiError
+from malmoi.cli import app, tokenizer_app
 
 
 @dataclass
@@ -28,8 +28,8 @@ class Encoded:
 def _encode_with_vocab(text: str, pair: str | None, splitter: str, pos: bool) -> Encoded:
     """Split, then number the tokens with a Vocab built from this input alone (ids mean nothing
     across inputs; that is what a trained tokenizer is for)."""
-    from ..text.vocab import BOS, EOS, Vocab
-    from ..text.words import split_chars, split_morphemes, split_words
+    from malmoi.text.vocab import BOS, EOS, Vocab
+    from malmoi.text.words import split_chars, split_morphemes, split_words
 
     if splitter == "morphemes":
         parts = split_morphemes([text] + ([pair] if pair is not None else []), pos=pos)
@@ -45,7 +45,7 @@ def _encode_with_vocab(text: str, pair: str | None, splitter: str, pos: bool) ->
 
 
 def _encode_with_tokenizer(text: str, pair: str | None, folder: Path) -> Encoded:
-    from ..text.subword import load_tokenizer
+    from malmoi.text.subword import load_tokenizer
 
     tok = load_tokenizer(folder)
     enc = tok(text, pair, return_token_type_ids=True, return_attention_mask=True)
@@ -111,8 +111,8 @@ def tokenizer_train(
 
     Example: malmoi tokenizer train --data ../shared/data/nsmc/unlabeled.txt --kind wordpiece --vocab-size 16000 --out runs/tok
     """
-    from ..data.readers import read_texts
-    from ..text.subword import train_tokenizer
+    from malmoi.data.readers import read_texts
+    from malmoi.text.subword import train_tokenizer
 
     texts = read_texts(data, column)
     start = time.perf_counter()

@@ -8,7 +8,7 @@ from typing import Callable, Optional
 
 import typer
 
-from . import train_app
+from malmoi.cli import train_app
 
 
 def passive_openmp() -> None:
@@ -73,7 +73,7 @@ def classify(
     Example: malmoi train classify --data reviews.tsv --text document --label label --preset bert-mini --out runs/reviews
     """
     passive_openmp()
-    from ..tasks import train
+    from malmoi.tasks import train
 
     result = train(
         task="classify", data=data, text=text, label=label, out=out, valid=valid, valid_split=valid_split,

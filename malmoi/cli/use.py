@@ -7,16 +7,16 @@ from typing import List, Optional
 
 import typer
 
-from ..errors import MalmoiError
-from . import app
+from malmoi.errors import MalmoiError
+from malmoi.cli import app
 
 
 def _classifier(run: Path):
-    from .train import passive_openmp
+    from malmoi.cli.train import passive_openmp
 
     passive_openmp()
-    from ..runs import read_meta
-    from ..tasks import load
+    from malmoi.runs import read_meta
+    from malmoi.use import load
 
     meta = read_meta(run)
     if meta.get("task") != "classify":
@@ -68,7 +68,7 @@ def evaluate(
 
     Example: malmoi eval runs/reviews --data test.tsv --errors 5
     """
-    from ..data.readers import read_labelled
+    from malmoi.data.readers import read_labelled
 
     if errors < 0:
         raise MalmoiError("E232", f"--errors must be >= 0, got {errors}")
@@ -98,7 +98,7 @@ def predict(
 
     Example: malmoi predict runs/reviews "배우들 연기가 최고" "시간 아까움"
     """
-    from ..data.readers import read_texts
+    from malmoi.data.readers import read_texts
 
     if batch_size < 1:
         raise MalmoiError("E223", f"--batch-size must be >= 1, got {batch_size}")

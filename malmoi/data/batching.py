@@ -14,7 +14,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import torch
 
-from ..errors import MalmoiError
+from malmoi.errors import MalmoiError
 
 LABEL_PAD = -100  # ignored by torch's cross-entropy, so padded label positions add no loss
 

@@ -13,7 +13,7 @@ from typing import Any, Callable, Sequence, Union
 
 from torch.utils.data import Dataset
 
-from ..errors import MalmoiError
+from malmoi.errors import MalmoiError
 
 Encoder = Union[Callable[[str], Sequence[int]], Any]
 """A Hugging Face tokenizer, or a callable turning one text into ids."""
@@ -150,4 +150,51 @@ class TextDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         ids = self.input_ids[i]
+        return {"input_ids": ids, "attention_mask": [1] * len(ids)}
+
+
+def pack_blocks(docs: Sequence[Sequence[int]], max_length: int, cls_id: int, sep_id: int,
+                pack: bool = True) -> list[list[int]]:
+    """Blocks of at most ``max_length`` ids, each ``[CLS] doc [SEP] doc [SEP] …``.
+
+    With ``pack`` whole documents are appended while they fit (RoBERTa's FULL-SENTENCES) and a
+    document longer than a block is cut into block-sized pieces; without it every document is
+    one block, truncated. Empty documents are dropped.
+    """
+    room = max_length - 2  # [CLS] and one [SEP]
+    if room < 1:
+        raise MalmoiError("E222", f"max_length {max_length} leaves no room for tokens between [CLS] and [SEP]")
+    blocks: list[list[int]] = []
+    current: list[int] = [cls_id]
+    for doc in docs:
+        if not doc:
+            continue
+        if not pack:
+            blocks.append([cls_id, *doc[:room], sep_id])
+            continue
+        pieces = [doc[i : i + room] for i in range(0, len(doc), room)]
+        for piece in pieces:
+            if len(current) + len(piece) + 1 > max_length:
+                blocks.append(current)
+                current = [cls_id]
+            current += [*piece, sep_id]
+    if len(current) > 1:
+        blocks.append(current)
+    return blocks
+
+
+class PackedTextDataset(Dataset):
+    """Texts → packed blocks → ``{input_ids, attention_mask}`` items (masking is the collator's job)."""
+
+    def __init__(self, texts: Sequence[str], tokenizer, max_length: int, pack: bool = True):
+        docs = encode_all(texts, tokenizer, special_tokens=False)
+        self.num_tokens = sum(len(d) for d in docs)
+        self.blocks = pack_blocks(docs, max_length, tokenizer.cls_token_id, tokenizer.sep_token_id, pack)
+        self.lengths = [len(b) for b in self.blocks]
+
+    def __len__(self) -> int:
+        return len(self.blocks)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        ids = self.blocks[i]
         return {"input_ids": ids, "attention_mask": [1] * len(ids)}

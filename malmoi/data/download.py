@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import BinaryIO, Iterator, Mapping
 
-from ..errors import MalmoiError
+from malmoi.errors import MalmoiError
 
 DEFAULT_BASE = "https://raw.githubusercontent.com"
 BASE_ENV = "MALMOI_DOWNLOAD_BASE"

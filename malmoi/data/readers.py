@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from ..errors import MalmoiError
+from malmoi.errors import MalmoiError
 
 csv.field_size_limit(1 << 24)
 

@@ -25,8 +25,8 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers.modeling_outputs import SequenceClassifierOutput
 
-from ..errors import MalmoiError
-from .presets import hf_config
+from malmoi.errors import MalmoiError
+from malmoi.models.presets import hf_config
 
 HEAD_FILE = "head.safetensors"
 

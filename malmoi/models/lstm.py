@@ -19,7 +19,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from ..errors import MalmoiError
+from malmoi.errors import MalmoiError
 
 ATTENTION_KINDS = ("none", "bahdanau", "luong-dot", "luong-general")
 ARCHITECTURE = "lstm-seq2seq"
@@ -457,7 +457,7 @@ class LSTMSeq2Seq(nn.Module):
     def save(self, folder: str | Path) -> None:
         from safetensors.torch import save_model
 
-        from ..runs import atomic_write_json
+        from malmoi.files import atomic_write_json
 
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
@@ -486,18 +486,11 @@ class LSTMSeq2Seq(nn.Module):
 
 # ----------------------------------------------------------------------------- presets
 
-PRESETS: dict[str, dict] = {
-    # name: LSTMConfig fields (vocabulary size, special ids and lengths come from the data)
-    "lstm": dict(emb_dim=128, hidden=256, layers=1, bidirectional=True, dropout=0.2, attention="none"),
-    "lstm-bahdanau": dict(emb_dim=128, hidden=256, layers=1, bidirectional=True, dropout=0.2, attention="bahdanau"),
-    "lstm-luong": dict(emb_dim=128, hidden=256, layers=1, bidirectional=True, dropout=0.2, attention="luong-general"),
-}
-"""Named LSTM seq2seq sizes: a 1-layer biLSTM encoder and LSTM decoder, 128-wide embeddings,
-256 hidden units, without attention, with Bahdanau (additive) or with Luong (general) attention."""
-
-
 def config_from_preset(name: str, **fields_: object) -> LSTMConfig:
     """The config of a preset; ``fields_`` supply the vocabulary size and ids, and may replace preset sizes."""
-    if name not in PRESETS:
-        raise MalmoiError("E220", f"unknown preset {name!r}; LSTM presets: {', '.join(PRESETS)}")
-    return LSTMConfig(**{**PRESETS[name], **fields_})
+    from malmoi.models.presets import get_preset
+
+    preset = get_preset(name)
+    if preset.model_type != "lstm":
+        raise MalmoiError("E220", f"preset {name!r} is a {preset.model_type} model, not an LSTM seq2seq")
+    return LSTMConfig(**{**preset.config, **fields_})

@@ -44,7 +44,7 @@ from torch import nn
 from torch.nn import functional as F
 from transformers.modeling_outputs import SequenceClassifierOutput
 
-from ..errors import MalmoiError
+from malmoi.errors import MalmoiError
 
 CONFIG_FILE = "ngram_model.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -293,7 +293,7 @@ class NgramClassifier(nn.Module):
 
     def save(self, folder: str | os.PathLike) -> None:
         """Weights as ``model.safetensors`` and sizes as ``ngram_model.json`` in ``folder``."""
-        from ..runs import atomic_write_json
+        from malmoi.files import atomic_write_json
 
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
@@ -356,14 +356,14 @@ class NgramDataset:
 
 def is_ngram_preset(name: str | None) -> bool:
     """Whether ``name`` is one of the n-gram presets in ``presets.PRESETS``."""
-    from .presets import PRESETS
+    from malmoi.models.presets import PRESETS
 
     return name in PRESETS and PRESETS[name].model_type == "ngram"
 
 
 def _split_overrides(overrides: dict | None) -> tuple[dict, dict]:
     """(featurizer settings, model settings) from one ``model_overrides`` dict."""
-    from ..text.ngrams import NgramConfig
+    from malmoi.text.ngrams import NgramConfig
 
     features, model = {}, {}
     model_fields = set(NgramClassifierConfig.__dataclass_fields__) - {"num_embeddings", "num_labels", "groups"}
@@ -392,8 +392,8 @@ def scaled_buckets(preset_buckets: int, texts: int) -> int:
 def featurizer_for_preset(name: str, overrides: dict | None = None, texts: int | None = None):
     """The featurizer a preset trains on. ``overrides`` may change its settings; without a ``buckets``
     override, ``texts`` (the number of training texts) shrinks the preset's buckets to fit the data."""
-    from ..text.ngrams import NgramConfig, NgramFeaturizer
-    from .presets import get_preset
+    from malmoi.text.ngrams import NgramConfig, NgramFeaturizer
+    from malmoi.models.presets import get_preset
 
     preset, changes = get_preset(name).config["features"], _split_overrides(overrides)[0]
     features = {**preset, **changes}
@@ -408,7 +408,7 @@ def classifier_for_preset(name: str, featurizer, num_labels: int, dropout: float
 
     A member's ``kinds`` are written by name in the preset (``["chars", "words"]``) and become the
     featurizer's group numbers here; a member's ``rows`` shrink to fit a smaller featurizer."""
-    from .presets import get_preset
+    from malmoi.models.presets import get_preset
 
     features = featurizer.config
     settings = {**get_preset(name).config["model"], **_split_overrides(overrides)[1]}
@@ -431,7 +431,7 @@ def classifier_for_preset(name: str, featurizer, num_labels: int, dropout: float
 
 def load_ngram_run(run: str | os.PathLike):
     """(model, featurizer) of a run directory trained with an n-gram preset, or None for other runs."""
-    from ..text.ngrams import NgramFeaturizer, is_featurizer_folder
+    from malmoi.text.ngrams import NgramFeaturizer, is_featurizer_folder
 
     if not is_featurizer_folder(run):
         return None

@@ -28,13 +28,13 @@ import json
 import os
 import re
 import unicodedata
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import NamedTuple, Sequence
 
 import numpy as np
 
-from ..errors import MalmoiError
+from malmoi.errors import MalmoiError
 
 CONFIG_FILE = "ngrams.json"
 FORMAT = "malmoi.NgramFeaturizer"
@@ -327,7 +327,7 @@ class NgramFeaturizer:
 
     def _morphemes(self, texts: Sequence[str], units: dict[str, list]) -> None:
         """Forms, ``form/TAG`` and the tail's ``form/TAG`` per text, through Kiwi's batch API."""
-        from .words import morphemes
+        from malmoi.text.words import morphemes
 
         c = self.config
         analysed = morphemes(list(texts)) if texts else []
@@ -431,7 +431,7 @@ class NgramFeaturizer:
 
     def save_pretrained(self, folder: str | os.PathLike) -> None:
         """Write ``ngrams.json`` into ``folder``."""
-        from ..runs import atomic_write_json
+        from malmoi.files import atomic_write_json
 
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)

@@ -43,8 +43,8 @@ from typing import Sequence
 
 from transformers import PreTrainedTokenizerFast
 
-from ..errors import MalmoiError
-from .words import MORPHEME_MARK, mark_morpheme_boundaries
+from malmoi.errors import MalmoiError
+from malmoi.text.words import MORPHEME_MARK, mark_morpheme_boundaries
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 """In id order: ``[PAD]`` is 0."""
@@ -152,7 +152,7 @@ def train_tokenizer(
         malmoi_morphemes=morphemes,
     )
     if out is not None:
-        from ..runs import atomic_dir
+        from malmoi.files import atomic_dir
 
         with atomic_dir(out) as tmp:
             fast.save_pretrained(tmp)
@@ -195,7 +195,7 @@ class MorphemeTokenizerFast(PreTrainedTokenizerFast):
         config = json.loads(config_file.read_text(encoding="utf-8"))
         config["tokenizer_class"] = "TokenizersBackend"
         config["malmoi_morphemes"] = True
-        from ..runs import atomic_write_json
+        from malmoi.files import atomic_write_json
 
         atomic_write_json(config_file, config)
         return files

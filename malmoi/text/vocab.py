@@ -20,7 +20,7 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Sequence
 
-from ..errors import MalmoiError
+from malmoi.errors import MalmoiError
 
 if TYPE_CHECKING:
     import torch
@@ -115,7 +115,7 @@ class Vocab:
         return {"format": FORMAT, "specials": self.specials, "tokens": self.itos}
 
     def save(self, path: str | os.PathLike) -> None:
-        from ..runs import atomic_write_json
+        from malmoi.files import atomic_write_json
 
         atomic_write_json(path, self.to_json())
 

@@ -180,7 +180,8 @@ def test_learns_a_tiny_korean_set_through_fit(tmp_path):
     from malmoi.data.batching import PadCollator
     from malmoi.models.ngram import NgramDataset
     from malmoi.text.ngrams import NgramConfig, NgramFeaturizer
-    from malmoi.training import TrainArgs, fit
+    from malmoi.training.args import TrainArgs
+    from malmoi.training.loop import fit
 
     featurizer = NgramFeaturizer(NgramConfig(buckets=1 << 12, chars=(1, 3), words=(1, 2)))
     texts, labels = POSITIVE + NEGATIVE, [1] * len(POSITIVE) + [0] * len(NEGATIVE)
@@ -189,7 +190,7 @@ def test_learns_a_tiny_korean_set_through_fit(tmp_path):
     model = NgramClassifier(NgramClassifierConfig(num_embeddings=len(featurizer), groups=featurizer.config.groups,
                                                   members=[NgramBagConfig(dim=8)]))
     args = TrainArgs(epochs=30, batch_size=4, lr=0.05, warmup=0.0, weight_decay=0.0, progress=False, seed=0)
-    fit(model, data, data, PadCollator(), args, tmp_path / "run")
+    fit(model, data, data, args=args, out=tmp_path / "run", collate=PadCollator())
     model.eval()
     unseen = featurizer(["진짜 재밌다 최고", "진짜 지루하다 최악"], return_tensors="pt")
     probs = model(**unseen).logits.softmax(-1)
@@ -256,7 +257,8 @@ def test_nb_member_learns_from_its_ratios_through_fit(tmp_path):
     from malmoi.data.batching import PadCollator
     from malmoi.models.ngram import NgramDataset
     from malmoi.text.ngrams import NgramConfig, NgramFeaturizer
-    from malmoi.training import TrainArgs, fit
+    from malmoi.training.args import TrainArgs
+    from malmoi.training.loop import fit
 
     featurizer = NgramFeaturizer(NgramConfig(buckets=1 << 12, chars=(1, 3), words=(1, 2)))
     data = NgramDataset(featurizer, POSITIVE + NEGATIVE, [1] * len(POSITIVE) + [0] * len(NEGATIVE))
@@ -264,8 +266,7 @@ def test_nb_member_learns_from_its_ratios_through_fit(tmp_path):
                                                   members=[NgramBagConfig(pooling="nb")]))
     model.fit_ratios(data.encoded, data.labels)
     assert model.members[0].ratio.abs().sum() > 0
-    fit(model, data, data, PadCollator(), TrainArgs(epochs=20, batch_size=4, lr=0.05, progress=False, seed=0),
-        tmp_path / "run")
+    fit(model, data, data, args=TrainArgs(epochs=20, batch_size=4, lr=0.05, progress=False, seed=0), out=tmp_path / "run", collate=PadCollator())
     probs = model.eval()(**featurizer(["진짜 재밌다 최고", "진짜 지루하다 최악"], return_tensors="pt")).logits.softmax(-1)
     assert probs[0, 1] > 0.8 and probs[1, 0] > 0.8
 
@@ -275,7 +276,8 @@ def _tiny_fit(out, model_seed: int = 0, resume: bool = False, on_eval=None):
     from malmoi.data.batching import PadCollator
     from malmoi.models.ngram import NgramDataset
     from malmoi.text.ngrams import NgramConfig, NgramFeaturizer
-    from malmoi.training import TrainArgs, fit
+    from malmoi.training.args import TrainArgs
+    from malmoi.training.loop import fit
 
     featurizer = NgramFeaturizer(NgramConfig(buckets=1 << 10, chars=(1, 3), words=(1, 2)))
     data = NgramDataset(featurizer, POSITIVE + NEGATIVE, [1] * len(POSITIVE) + [0] * len(NEGATIVE))
@@ -287,7 +289,7 @@ def _tiny_fit(out, model_seed: int = 0, resume: bool = False, on_eval=None):
     if not resume:  # as the classify task does: a resumed run gets its ratios from the checkpoint
         model.fit_ratios(data.encoded, data.labels)
     args = TrainArgs(epochs=4, batch_size=4, lr=0.05, eval_every=3, progress=False, seed=0)
-    fit(model, data, data, PadCollator(), args, out, resume=resume, on_eval=on_eval)
+    fit(model, data, data, args=args, out=out, collate=PadCollator(), resume=resume, on_eval=on_eval)
     return model
 
 

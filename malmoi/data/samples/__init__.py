@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ...errors import MalmoiError
+from malmoi.errors import MalmoiError
 
 FOLDER = Path(__file__).resolve().parent
 

@@ -39,7 +39,7 @@ def plot_curve(metrics: str | os.PathLike | Iterable[dict], out: str | os.PathLi
                metric: str = "loss") -> Path:
     """Training loss (and validation loss) against the step on the left axis; the validation
     ``metric`` on the right axis when it is not the loss. Written atomically to ``out``."""
-    from .runs import atomic_write_bytes
+    from malmoi.files import atomic_write_bytes
     import io
 
     records = read_metrics(metrics) if isinstance(metrics, (str, os.PathLike)) else list(metrics)

@@ -1,142 +1,21 @@
-"""The transformer encoder-decoder (BART-style) behind ``malmoi train seq2seq --preset bart-mini``,
-and its generator (``malmoi generate`` / ``chat`` / ``attention`` on such a run).
+"""A trained BART seq2seq run (``train seq2seq --preset bart-mini``): answers (greedy, beams,
+sampling) through Hugging Face ``generate()``, streaming, and attention maps.
 
-bart-seq2seq
-    file → ``seq2seq.read_pair_data`` (train/validation split) → subword tokenizer (BPE over Kiwi
-    morphemes trained on both sides, or ``--tokenizer DIR``; ``seq2seq.SubwordCodec``) →
-    ``Seq2SeqDataset`` (sources ``[CLS] x [SEP]``, labels ``y [SEP]``) → ``fit`` with a
-    ``BartForConditionalGeneration`` built from a preset → run directory: a Hugging Face BART
-    folder (``config.json``, ``model.safetensors``, ``generation_config.json``) + tokenizer files +
-    ``malmoi.json`` (``task: seq2seq``, ``architecture: bart-seq2seq``).
-
-Special ids come from the tokenizer: pad = ``[PAD]``, bos = decoder start = ``[CLS]``, eos =
-``[SEP]``. BART builds its decoder inputs by shifting the labels right behind the decoder start,
-so the decoder learns ``[CLS] → y₁ … yₙ → [SEP]``; ``generate()`` starts from ``[CLS]`` and stops
-at ``[SEP]``. No end token is forced at the length limit (BART's default forces one, which
-would overwrite the last real token of a long answer).
-
-Validation is the LSTM task's (``seq2seq.make_evaluate``: loss, perplexity, BLEU, chrF and
-sample answers) with ``greedy_answers``. Generation is Hugging Face ``generate()``: greedy, beam
-search, sampling, streaming. Attention maps come from one teacher-forced pass over the generated
-answer with eager attention (sdpa computes no weights to return): the cross-attention of one
-decoder layer, averaged over its heads.
+Attention maps come from one teacher-forced pass over the generated answer with eager attention
+(sdpa computes no weights to return): the cross-attention of one decoder layer, averaged over its heads.
 """
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator
-from dataclasses import replace
-from functools import partial
 from pathlib import Path
 from typing import ClassVar, Sequence
 
-from .errors import MalmoiError
-from .generators import Answer, AttentionMap
-from .seq2seq import (PairData, Seq2SeqOptions, SubwordCodec, encode_sources, fit_pairs, pair_meta,
-                      prepare_pair_run, read_pair_data, trained_run_meta)
-from .tasks import Say, TrainResult, stderr_say, unwrap
-
-ARCHITECTURE = "bart-seq2seq"
-
-
-def answer_ids(row: Sequence[int], eos_id: int, pad_id: int) -> list[int]:
-    """The answer in one generated row (decoder start already removed): up to the first eos, no pad."""
-    row = list(row)
-    if eos_id in row:
-        row = row[: row.index(eos_id)]
-    return [i for i in row if i != pad_id]
-
-
-def greedy_answers(model, input_ids, attention_mask, *, max_new_tokens: int) -> list[list[int]]:
-    """Greedy answer ids (no decoder start, no eos) of a BART model for a padded batch: the
-    ``answer`` function of ``seq2seq.make_evaluate``."""
-    cfg = unwrap(model).config
-    sequences = unwrap(model).generate(input_ids=input_ids, attention_mask=attention_mask,
-                                       max_new_tokens=max_new_tokens, num_beams=1, do_sample=False)
-    return [answer_ids(row, cfg.eos_token_id, cfg.pad_token_id) for row in sequences[:, 1:].tolist()]
-
-
-# ---------------------------------------------------------------------------------------- the task
-
-
-class BartSeq2SeqTask:
-    """Source → target text with a ``BartForConditionalGeneration`` preset (``train seq2seq``
-    hands ``--preset bart-mini`` runs here through ``seq2seq.TRANSFORMER_FAMILIES``)."""
-
-    name = "seq2seq"
-    LR: ClassVar[float] = 1e-3
-    """Half the LSTM's step: on the chatbot data, 5 minutes at 1e-3 reach a validation loss of 3.32,
-    at 5e-4 3.80 (a small post-norm transformer from random weights, with warmup)."""
-
-    def check(self, opts: Seq2SeqOptions) -> None:
-        if opts.units != "subword":
-            raise MalmoiError("E228", f"--preset {opts.preset} reads subword tokens; leave --units at subword "
-                                      f"(got {opts.units!r})")
-        if opts.teacher_forcing != 1.0:
-            raise MalmoiError("E228", f"--preset {opts.preset} trains with full teacher forcing (its decoder "
-                                      "reads the whole target at once); leave out --teacher-forcing")
-
-    def build_model(self, opts: Seq2SeqOptions, codec: SubwordCodec):
-        import torch
-        from transformers import BartForConditionalGeneration
-
-        from .models.classifier import quiet_transformers
-        from .models.presets import hf_config, max_positions
-
-        overrides = {"forced_eos_token_id": None, **opts.model_overrides}
-        config = hf_config(opts.preset, vocab_size=codec.vocab_size, pad_token_id=codec.pad_id,
-                           bos_token_id=codec.bos_id, eos_token_id=codec.eos_id,
-                           decoder_start_token_id=codec.bos_id, **overrides)
-        limit = max_positions(config)
-        for name, need in (("max_source_length", opts.max_source_length),
-                           ("max_target_length", opts.max_target_length + 1)):  # + the decoder start
-            if need > limit:
-                raise MalmoiError("E222", f"--{name.replace('_', '-')} {getattr(opts, name)} exceeds the "
-                                          f"model's {limit} positions")
-        torch.manual_seed(opts.seed)  # the same seed gives the same initial weights, whatever ran before
-        with quiet_transformers():
-            return BartForConditionalGeneration(config)
-
-    def meta(self, opts: Seq2SeqOptions, data: PairData, model) -> dict:
-        return pair_meta(opts, data, model, ARCHITECTURE, "transformer")
-
-    def resumed_options(self, opts: Seq2SeqOptions, out: Path) -> Seq2SeqOptions:
-        """On resume the model is rebuilt as the run recorded it, whatever the new command says."""
-        from .runs import read_meta
-
-        meta = read_meta(out)
-        if meta.get("architecture") != ARCHITECTURE:
-            raise MalmoiError("E305", f"{out} holds a {meta.get('architecture') or meta.get('task')!r} "
-                                      f"run, not {ARCHITECTURE}")
-        saved = meta.get("args", {})
-        keep = ["preset", "max_source_length", "max_target_length", "model_overrides"]
-        if opts.preset != saved.get("preset"):
-            keep.append("lr")  # a command naming another preset got that family's default step
-        return replace(opts, **{k: saved[k] for k in keep if k in saved})
-
-    def train(self, opts: Seq2SeqOptions, say: Say = stderr_say) -> TrainResult:
-        self.check(opts)
-        started = time.monotonic()
-        run = prepare_pair_run(self, opts, read_pair_data(opts, say), say)
-        describe = (f"{run.opts.preset} (transformer encoder-decoder), {run.model.num_parameters():,} parameters, "
-                    f"{run.codec.vocab_size} subword tokens")
-        answer = partial(greedy_answers, max_new_tokens=run.opts.max_target_length)
-        return fit_pairs(run, say, started, describe=describe, save_model=_save_pretrained, answer=answer)
-
-    def load(self, run: str | os.PathLike) -> "BartGenerator":
-        return BartGenerator.from_run(run)
-
-
-def _save_pretrained(model, folder) -> None:
-    """The model part of an export: a Hugging Face folder, written without transformers' notices."""
-    from .models.classifier import quiet_transformers
-
-    with quiet_transformers():
-        model.save_pretrained(folder)
-
-
-# ---------------------------------------------------------------------------------------- using a run
+from malmoi.errors import MalmoiError
+from malmoi.tasks.bart import ARCHITECTURE, answer_ids
+from malmoi.text.codecs import SubwordCodec
+from malmoi.use.results import Answer, AttentionMap
+from malmoi.use.seq2seq import encode_sources, trained_run_meta
 
 
 class BartGenerator:
@@ -145,7 +24,7 @@ class BartGenerator:
     continues_prompt: ClassVar[bool] = False
     """Answers are new texts, not continuations of the input (``malmoi generate`` prints them alone)."""
 
-    def __init__(self, model, codec: SubwordCodec, max_source_length: int, max_target_length: int,
+    def __init__(self, model, codec, max_source_length: int, max_target_length: int,
                  run: Path | None = None):
         self.model = model.eval()
         self.codec = codec
@@ -153,12 +32,17 @@ class BartGenerator:
         self.max_target_length = max_target_length
         self.run = run
 
+    @property
+    def tokenizer(self):
+        """The subword tokenizer that turns text into ids."""
+        return self.codec.tokenizer
+
     @classmethod
     def from_run(cls, run: str | os.PathLike) -> "BartGenerator":
         import torch
         from transformers import BartForConditionalGeneration
 
-        from .models.classifier import quiet_transformers
+        from malmoi.models.classifier import quiet_transformers
 
         run = Path(run)
         meta = trained_run_meta(run, ARCHITECTURE)
@@ -174,7 +58,7 @@ class BartGenerator:
 
     def _batch(self, ids: list[list[int]]):
         """(input_ids, attention_mask), right-padded as in training."""
-        from .data.batching import pad_sequences
+        from malmoi.data.batching import pad_sequences
 
         return pad_sequences(ids, self.codec.pad_id), pad_sequences([[1] * len(s) for s in ids], 0)
 
@@ -183,8 +67,8 @@ class BartGenerator:
                  repetition_penalty: float = 1.0, seed: int | None = None):
         """``GenerationSettings`` for this run. ``greedy=None`` samples when any of ``top_k`` /
         ``top_p`` / ``temperature`` is given, and decodes greedily otherwise."""
-        from .generation import GenerationSettings
-        from .models.presets import max_positions
+        from malmoi.models.generation import GenerationSettings
+        from malmoi.models.presets import max_positions
 
         sampling = any(v is not None for v in (top_k, top_p, temperature))
         if greedy and sampling:
@@ -251,7 +135,7 @@ class BartGenerator:
 
     def stream(self, text: str, *, beams: int = 1, max_new_tokens: int | None = None, **options) -> Iterator[str]:
         """Pieces of the answer to ``text`` as they are generated (never half a syllable)."""
-        from .generation import generate, stream_text
+        from malmoi.models.generation import generate, stream_text
 
         settings = self.settings(beams=beams, max_new_tokens=max_new_tokens, **options)
         src, mask = self._batch(self._encode([text]))

@@ -23,96 +23,28 @@ from __future__ import annotations
 import json
 import math
 import os
-import random
-import re
-import sys
 import time
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Mapping
 
-import numpy as np
 import torch
 from torch import nn
 
-from .errors import MalmoiError
-from .optim import LazyAdamW, clip_grad_norm, has_sparse_gradients
-from .runs import atomic_dir, atomic_write_bytes
+from malmoi.errors import MalmoiError
+from malmoi.files import atomic_write_bytes
+from malmoi.training.args import TrainArgs
+from malmoi.training.checkpoints import MODEL_FILE, load_weights, read_checkpoint_state, save_checkpoint
+from malmoi.training.optim import WarmupLinearDecay, adamw, clip_grad_norm
+from malmoi.training.progress import Reporter, fmt_eta
+from malmoi.training.rng import isolated_rng, rng_state, seed_all, set_rng_state
 
 CHECKPOINTS = "checkpoints"
 METRICS_FILE = "metrics.jsonl"
 CURVE_FILE = "curve.png"
-MODEL_FILE = "model.safetensors"
 STOPPED_BY = ("epochs", "max_steps", "time", "early_stopping")
 CURVE_EVERY_S = 30.0  # redraw curve.png at most this often during training (always at the end)
-
-
-@dataclass
-class TrainArgs:
-    """Options of the training loop (the CLI's ``--epochs``, ``--batch-size`` … map onto these)."""
-
-    epochs: int = 3
-    """Passes over the training data (ignored when ``max_steps`` is set)."""
-    batch_size: int = 32
-    """Examples per batch on each process (per micro-batch with ``grad_accum``)."""
-    lr: float = 5e-4
-    """Peak learning rate of AdamW."""
-    weight_decay: float = 0.01
-    """AdamW weight decay; never applied to biases and normalisation weights."""
-    warmup: float = 0.06
-    """Fraction of the optimizer steps spent warming the learning rate up linearly."""
-    grad_clip: float = 1.0
-    """Clip the global gradient norm to this (0 = off)."""
-    grad_accum: int = 1
-    """Micro-batches whose gradients are summed into one optimizer step."""
-    bf16: bool = False
-    """Autocast the forward pass to bfloat16."""
-    eval_every: int = 0
-    """Evaluate and checkpoint every this many optimizer steps (0 = at the end of each epoch)."""
-    patience: int = 0
-    """Stop after this many evaluations without improvement (0 = never)."""
-    time_budget: float = 0.0
-    """Seconds of wall time for this invocation of fit; stop cleanly, evaluate and save (0 = none)."""
-    seed: int = 42
-    """Seeds the data order, dropout and masking; the same seed gives the same run."""
-    log_every: int = 50
-    """Log the training loss every this many optimizer steps."""
-    max_steps: int = 0
-    """Train exactly this many optimizer steps, however many epochs that takes (0 = use epochs)."""
-    eval_batch_size: int = 0
-    """Batch size for evaluation (0 = batch_size)."""
-    decay_to_budget: bool = True
-    """With a time budget, fit the learning-rate decay to the steps the budget allows (estimated as it runs)."""
-    num_threads: int = 0
-    """Torch CPU threads per process (0 = leave as is; under torchrun: cores / local processes)."""
-    num_workers: int = 0
-    """DataLoader worker processes (0 = load in the training process, which keeps resume exact)."""
-    progress: bool = True
-    """Show a progress bar (on a terminal) or log lines (otherwise) on stderr."""
-
-    def __post_init__(self) -> None:
-        positive = {"batch_size": self.batch_size, "lr": self.lr, "grad_accum": self.grad_accum,
-                    "log_every": self.log_every}
-        for name, value in positive.items():
-            if not value > 0:
-                raise MalmoiError("E201", f"{name} must be positive, got {value}")
-        if self.batch_size > 65536 or self.eval_batch_size > 65536:
-            raise MalmoiError("E201", f"batch size {max(self.batch_size, self.eval_batch_size)} is absurd (max 65536)")
-        if self.max_steps <= 0 and self.epochs <= 0:
-            raise MalmoiError("E201", f"epochs must be positive, got {self.epochs}")
-        if not 0 <= self.warmup < 1:
-            raise MalmoiError("E201", f"warmup is a fraction of the steps in [0, 1), got {self.warmup}")
-        nonnegative = {"weight_decay": self.weight_decay, "grad_clip": self.grad_clip,
-                       "eval_every": self.eval_every, "patience": self.patience,
-                       "time_budget": self.time_budget, "max_steps": self.max_steps,
-                       "eval_batch_size": self.eval_batch_size, "num_threads": self.num_threads,
-                       "num_workers": self.num_workers}
-        for name, value in nonnegative.items():
-            if value < 0 or (isinstance(value, float) and math.isnan(value)):
-                raise MalmoiError("E201", f"{name} must be ≥ 0, got {value}")
-        if self.lr > 10:
-            raise MalmoiError("E201", f"learning rate {self.lr} is absurd")
 
 
 @dataclass
@@ -155,38 +87,6 @@ class LoopState:
     last_metrics: dict = field(default_factory=dict)
 
 
-class WarmupLinearDecay:
-    """LR factor: linear warm-up over ``warmup`` × ``total`` steps, then linear decay to 0 at ``total``.
-
-    A callable object rather than a closure so that ``LambdaLR.state_dict`` saves its fields.
-    """
-
-    def __init__(self, warmup: float, total: int):
-        self.warmup = warmup
-        self.total = total
-
-    def __call__(self, step: int) -> float:
-        warm = int(self.warmup * self.total)
-        if step < warm:
-            return (step + 1) / (warm + 1)
-        return max(0.0, (self.total - step) / max(1, self.total - warm))
-
-
-def parse_duration(text: str | float | int) -> float:
-    """Seconds from ``90``, ``"90s"``, ``"10m"``, ``"1.5h"`` or ``"1h30m"``."""
-    if isinstance(text, (int, float)):
-        seconds = float(text)
-    else:
-        s = text.strip().lower()
-        parts = re.findall(r"(\d+(?:\.\d+)?)\s*([hms]?)", s)
-        if not s or not parts or re.sub(r"(\d+(?:\.\d+)?)\s*([hms]?)", "", s).strip():
-            raise MalmoiError("E201", f"cannot read the duration {text!r}; use e.g. 90s, 10m, 1.5h")
-        seconds = sum(float(n) * {"h": 3600, "m": 60, "s": 1, "": 1}[u] for n, u in parts)
-    if seconds < 0:
-        raise MalmoiError("E201", f"a duration cannot be negative: {text!r}")
-    return seconds
-
-
 def mean_loss(model: nn.Module, loader) -> dict[str, float]:
     """The default ``evaluate``: the model's loss averaged over examples."""
     total, count = 0.0, 0
@@ -207,29 +107,6 @@ def _device_of(model: nn.Module) -> torch.device:
 
 def _batch_len(batch: Mapping[str, torch.Tensor]) -> int:
     return len(next(iter(batch.values())))
-
-
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """AdamW groups: decay on weight matrices and embeddings, none on biases and norm weights."""
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        (no_decay if p.dim() < 2 or "norm" in name.lower() else decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-
-def adamw(model: nn.Module, args: TrainArgs) -> torch.optim.Optimizer:
-    """AdamW with the fused kernel where the parameters allow it (on CPU about 3x faster per step
-    than the per-tensor loop for a 4x256 BERT, and what Hugging Face Trainer uses by default);
-    ``LazyAdamW`` for a model with sparse embedding gradients."""
-    groups = param_groups(model, args.weight_decay)
-    if has_sparse_gradients(model):
-        return LazyAdamW(groups, lr=args.lr)
-    try:
-        return torch.optim.AdamW(groups, lr=args.lr, fused=True)
-    except (RuntimeError, ValueError):  # a device or dtype without the fused kernel
-        return torch.optim.AdamW(param_groups(model, args.weight_decay), lr=args.lr)
 
 
 def _accelerator(args: TrainArgs):
@@ -253,50 +130,6 @@ def _set_threads(args: TrainArgs) -> None:
         torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // local))
 
 
-def _rng_state() -> dict:
-    state = {
-        "torch": torch.get_rng_state().tolist(),
-        "python": [random.getstate()[0], list(random.getstate()[1]), random.getstate()[2]],
-        "numpy": _numpy_state(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = [s.tolist() for s in torch.cuda.get_rng_state_all()]
-    return state
-
-
-def _numpy_state() -> list:
-    name, keys, pos, has_gauss, cached = np.random.get_state()
-    return [name, keys.tolist(), int(pos), int(has_gauss), float(cached)]
-
-
-def _set_rng_state(state: dict) -> None:
-    torch.set_rng_state(torch.tensor(state["torch"], dtype=torch.uint8))
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-    name, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((name, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([torch.tensor(s, dtype=torch.uint8) for s in state["cuda"]])
-
-
-def _seed_all(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-@contextmanager
-def _isolated_rng(seed: int) -> Iterator[None]:
-    """Run a block on freshly seeded generators and restore the training ones afterwards, so that
-    evaluation (masking, sampling) is the same every time and never shifts the training run."""
-    saved = _rng_state()
-    _seed_all(seed)
-    try:
-        yield
-    finally:
-        _set_rng_state(saved)
-
-
 def _append_jsonl(path: Path, record: dict) -> None:
     with open(path, "a", encoding="utf-8") as f:
         f.write(json.dumps(record, ensure_ascii=False) + "\n")
@@ -316,92 +149,17 @@ def _truncate_metrics(path: Path, step: int) -> None:
     atomic_write_bytes(path, "".join(f"{line}\n" for line in keep).encode("utf-8"))
 
 
-def _fmt_eta(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    h, rem = divmod(seconds, 3600)
-    return f"{h}:{rem // 60:02d}:{rem % 60:02d}" if h else f"{rem // 60}:{rem % 60:02d}"
-
-
-class _Reporter:
-    """A rich progress bar on a terminal, plain log lines otherwise; silent off the main process."""
-
-    def __init__(self, enabled: bool, total: int, done: int):
-        self.enabled = enabled
-        self.bar = None
-        if not enabled:
-            return
-        from rich.console import Console
-
-        console = Console(stderr=True)
-        if console.is_terminal:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-            self.bar = Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
-                                TextColumn("{task.fields[info]}"), console=console, transient=False)
-            self.task = self.bar.add_task("train", total=total, completed=done, info="")
-            self.bar.start()
-
-    def update(self, step: int, total: int, info: str, log_line: bool) -> None:
-        if self.bar is not None:
-            self.bar.update(self.task, completed=step, total=total, info=info)
-        elif self.enabled and log_line:
-            print(f"step {step}/{total} {info}", file=sys.stderr, flush=True)
-
-    def message(self, text: str) -> None:
-        if self.bar is not None:
-            self.bar.console.print(text)
-        elif self.enabled:
-            print(text, file=sys.stderr, flush=True)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
-
-
-# --------------------------------------------------------------------------- checkpoints
-
-
-def save_checkpoint(folder: Path, model: nn.Module, state: dict, optimizer=None, scheduler=None) -> None:
-    """Write one checkpoint folder atomically: weights, optionally optimizer + scheduler, state.json."""
-    from safetensors.torch import save_model
-
-    with atomic_dir(folder) as tmp:
-        save_model(model, str(tmp / MODEL_FILE))  # drops duplicates of tied weights
-        if optimizer is not None:
-            torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-            torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
-        (tmp / "state.json").write_text(json.dumps(state), encoding="utf-8")
-
-
-def load_weights(folder: str | os.PathLike, model: nn.Module) -> None:
-    """Load ``model.safetensors`` of a checkpoint folder into ``model`` (tied weights re-tied)."""
-    from safetensors.torch import load_model
-
-    path = Path(folder) / MODEL_FILE
-    if not path.is_file():
-        raise MalmoiError("E310", f"{folder} holds no {MODEL_FILE}")
-    load_model(model, str(path), device=str(_device_of(model)))
-
-
-def read_checkpoint_state(folder: str | os.PathLike) -> dict:
-    path = Path(folder) / "state.json"
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as e:
-        raise MalmoiError("E310", f"checkpoint {folder} is unreadable: {e}") from None
-
-
 # --------------------------------------------------------------------------- the loop
 
 
 def fit(
     model: nn.Module,
     train_dataset,
-    valid_dataset,
-    collate: Callable | None,
-    args: TrainArgs,
-    out_dir: str | os.PathLike,
+    valid_dataset=None,
     *,
+    args: TrainArgs,
+    out: str | os.PathLike,
+    collate: Callable | None = None,
     evaluate: Callable[[nn.Module, Any], dict[str, float]] | None = None,
     export: Callable[[nn.Module, Path], None] | None = None,
     metric: str = "loss",
@@ -410,7 +168,8 @@ def fit(
     lengths=None,
     on_eval: Callable[[int, dict[str, float]], None] | None = None,
 ) -> FitResult:
-    """Train ``model`` on ``train_dataset``; see the module doc for what is written where.
+    """Train ``model`` on ``train_dataset`` into the run directory ``out``; see the module doc for
+    what is written where.
 
     ``model(**batch)`` must return an object with ``.loss``; ``collate`` turns a list of dataset
     items into that dict of tensors (default ``PadCollator()``). ``evaluate(model, loader)`` runs
@@ -419,33 +178,65 @@ def fit(
     compute metrics from batch contents. ``lengths`` (one int per training example) turns on
     length-bucketed batches. ``on_eval(step, metrics)`` runs on the main process after each
     evaluation. At the end the best weights (or the last ones without validation data) are
-    loaded into ``model`` and ``export(model, out_dir)`` writes the deployable model.
+    loaded into ``model`` and ``export(model, out)`` writes the deployable model.
     """
-    return _Loop(model, train_dataset, valid_dataset, collate, args, Path(out_dir), evaluate, export,
-                 metric, maximize, resume, lengths, on_eval).run()
+    from malmoi.data.batching import PadCollator
+
+    if len(train_dataset) == 0:
+        raise MalmoiError("E101", "the training data is empty")
+    if lengths is not None and len(lengths) != len(train_dataset):
+        raise MalmoiError("E201", f"{len(lengths)} lengths for {len(train_dataset)} training examples")
+    threads = torch.get_num_threads()
+    try:
+        loop = _Loop(model, train_dataset, valid_dataset, args, Path(out), collate or PadCollator(),
+                     evaluate or mean_loss, export, metric, maximize, resume, lengths, on_eval)
+        return loop.run()
+    finally:
+        torch.set_num_threads(threads)  # fit's thread choice must not outlive it
 
 
 class _Loop:
-    def __init__(self, model, train_dataset, valid_dataset, collate, args, out, evaluate, export,
-                 metric, maximize, resume, lengths, on_eval):
-        from .data.batching import PadCollator
+    """One call of ``fit``. Everything the loop keeps is set up in ``__init__``; the methods below
+    it only advance that state."""
 
-        if len(train_dataset) == 0:
-            raise MalmoiError("E101", "the training data is empty")
-        if lengths is not None and len(lengths) != len(train_dataset):
-            raise MalmoiError("E201", f"{len(lengths)} lengths for {len(train_dataset)} training examples")
+    def __init__(self, model, train_dataset, valid_dataset, args, out, collate, evaluate, export,
+                 metric, maximize, resume, lengths, on_eval):
+        from torch.utils.data import DataLoader
+
+        from malmoi.data.batching import BucketSampler
+
         self.args, self.out = args, out
-        self.train_dataset, self.valid_dataset = train_dataset, valid_dataset
-        self.collate = collate or PadCollator()
-        self.evaluate_fn = evaluate or mean_loss
-        self.export_fn, self.on_eval = export, on_eval
+        self.train_dataset, self.valid_dataset, self.collate = train_dataset, valid_dataset, collate
+        self.evaluate_fn, self.export_fn, self.on_eval = evaluate, export, on_eval
         self.metric, self.maximize, self.resume = metric, maximize, resume
-        self.lengths = lengths
-        self.model = model
         self.ckpt = out / CHECKPOINTS
         self.metrics_path = out / METRICS_FILE
-
-    # -- set-up
+        self.acc = acc = _accelerator(args)
+        _set_threads(args)
+        self._check_out()
+        if acc.is_main_process:
+            out.mkdir(parents=True, exist_ok=True)
+        acc.wait_for_everyone()
+        seed_all(args.seed + acc.process_index)
+        self.sampler = BucketSampler(lengths, args.batch_size, shuffle=True, seed=args.seed,
+                                     size=len(train_dataset), num_replicas=acc.num_processes,
+                                     rank=acc.process_index)
+        # a private generator: DataLoader draws a seed from it per epoch, which would otherwise
+        # come from the global generator and shift dropout after a resume
+        self.loader = DataLoader(train_dataset, batch_sampler=self.sampler, collate_fn=collate,
+                                 num_workers=args.num_workers, generator=torch.Generator())
+        self.steps_per_epoch = -(-self.sampler.num_batches // args.grad_accum)
+        self.planned_steps = args.max_steps or args.epochs * self.steps_per_epoch
+        self.schedule = WarmupLinearDecay(args.warmup, self.planned_steps)
+        self.model = acc.prepare_model(model)
+        self.raw = acc.unwrap_model(self.model)
+        self.optimizer = adamw(self.raw, args)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self.schedule)
+        self.state, self.rng_to_restore = self._restore() if resume else (LoopState(), None)
+        self.reporter = Reporter(args.progress and acc.is_main_process, self.planned_steps, self.state.global_step)
+        self.t0 = time.perf_counter()
+        self.eval_seconds = self.eval_total = 0.0
+        self.last_curve = -math.inf
 
     def _check_out(self) -> None:
         last = self.ckpt / "last"
@@ -455,29 +246,9 @@ class _Loop:
             raise MalmoiError("E301", f"{self.out} already holds checkpoints; pass --resume to continue it "
                                       "or choose another --out")
 
-    def _build(self) -> None:
-        from torch.utils.data import DataLoader
-
-        from .data.batching import BucketSampler
-
-        args, acc = self.args, self.acc
-        self.sampler = BucketSampler(self.lengths, args.batch_size, shuffle=True, seed=args.seed,
-                                     size=len(self.train_dataset), num_replicas=acc.num_processes,
-                                     rank=acc.process_index)
-        # a private generator: DataLoader draws a seed from it per epoch, which would otherwise
-        # come from the global generator and shift dropout after a resume
-        self.loader = DataLoader(self.train_dataset, batch_sampler=self.sampler, collate_fn=self.collate,
-                                 num_workers=args.num_workers, generator=torch.Generator())
-        self.steps_per_epoch = -(-self.sampler.num_batches // args.grad_accum)
-        self.planned_steps = args.max_steps or args.epochs * self.steps_per_epoch
-        self.schedule = WarmupLinearDecay(args.warmup, self.planned_steps)
-        raw = self.model
-        self.model = acc.prepare_model(raw)
-        self.raw = acc.unwrap_model(self.model)
-        self.optimizer = adamw(self.raw, args)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self.schedule)
-
-    def _restore(self) -> None:
+    def _restore(self) -> tuple[LoopState, dict]:
+        """Weights, optimizer and schedule from ``checkpoints/last``; returns the loop state and this
+        process's generator state to continue from."""
         last = self.ckpt / "last"
         saved = read_checkpoint_state(last)
         acc = self.acc
@@ -493,10 +264,10 @@ class _Loop:
         if not (self.args.time_budget and self.args.decay_to_budget):
             self.schedule.total = self.planned_steps  # more epochs on resume stretch the decay
         self.sampler.seed = saved["seed"]  # the data order continues even if --seed changed
-        self.state = LoopState(**saved["loop"])
-        self.rng_to_restore = saved["rng"][acc.process_index]
+        state = LoopState(**saved["loop"])
         if acc.is_main_process:
-            _truncate_metrics(self.metrics_path, self.state.global_step)
+            _truncate_metrics(self.metrics_path, state.global_step)
+        return state, saved["rng"][acc.process_index]
 
     # -- events
 
@@ -533,7 +304,7 @@ class _Loop:
     def _evaluate(self) -> dict[str, float]:
         from torch.utils.data import DataLoader
 
-        from .data.batching import BucketSampler
+        from malmoi.data.batching import BucketSampler
 
         acc, args, data = self.acc, self.args, self.valid_dataset
         sampler = BucketSampler(getattr(data, "lengths", None), args.eval_batch_size or args.batch_size,
@@ -542,7 +313,7 @@ class _Loop:
         was_training = self.raw.training
         self.raw.eval()
         try:
-            with _isolated_rng(args.seed), torch.no_grad(), acc.autocast():
+            with isolated_rng(args.seed), torch.no_grad(), acc.autocast():
                 metrics = {k: float(v) for k, v in self.evaluate_fn(self.raw, loader).items()}
         finally:
             self.raw.train(was_training)
@@ -577,7 +348,7 @@ class _Loop:
             self.reporter.message(f"step {state.global_step} eval " + " ".join(
                 f"{k} {v:.4f}" for k, v in metrics.items()) + (" (best)" if improved else ""))
         state.last_eval_step = state.global_step
-        rng = _rng_state()
+        rng = rng_state()
         if acc.num_processes > 1:
             from accelerate.utils import gather_object
 
@@ -602,7 +373,7 @@ class _Loop:
             self.on_eval(self.state.global_step, self.state.last_metrics)  # after the save: a failing hook loses nothing
 
     def _draw_curve(self) -> None:
-        from .plots import plot_curve
+        from malmoi.training.plots import plot_curve
 
         plot_curve(self.metrics_path, self.out / CURVE_FILE, self.metric)
         self.last_curve = time.perf_counter()
@@ -658,35 +429,11 @@ class _Loop:
         return loss_sum, group, examples
 
     def run(self) -> FitResult:
-        threads = torch.get_num_threads()
-        try:
-            return self._run()
-        finally:
-            torch.set_num_threads(threads)  # fit's thread choice must not outlive it
-
-    def _run(self) -> FitResult:
-        args = self.args
-        self.acc = acc = _accelerator(args)
-        _set_threads(args)
-        self._check_out()
-        if acc.is_main_process:
-            self.out.mkdir(parents=True, exist_ok=True)
-        acc.wait_for_everyone()
-        _seed_all(args.seed + acc.process_index)
-        self.state = LoopState()
-        self.rng_to_restore = None
-        self._build()
-        if self.resume:
-            self._restore()
-        self.reporter = _Reporter(args.progress and acc.is_main_process, self.planned_steps, self.state.global_step)
-        self.t0 = time.perf_counter()
-        self.eval_seconds = self.eval_total = 0.0
-        self.last_curve = -math.inf
         self._log({"event": "start" if not self.resume else "resume", "step": self.state.global_step,
-                   "world_size": acc.num_processes, "planned_steps": self.planned_steps,
-                   "steps_per_epoch": self.steps_per_epoch, "args": asdict(args)})
+                   "world_size": self.acc.num_processes, "planned_steps": self.planned_steps,
+                   "steps_per_epoch": self.steps_per_epoch, "args": asdict(self.args)})
         if self.rng_to_restore is not None:
-            _set_rng_state(self.rng_to_restore)
+            set_rng_state(self.rng_to_restore)
         try:
             stopped_by, samples, steps_here = self._train()
         finally:
@@ -730,7 +477,7 @@ class _Loop:
                     if not math.isfinite(loss):
                         raise MalmoiError("E461", f"the training loss became {loss} at step {state.global_step}; "
                                                   "lower --lr or check the data")
-                    info = f"loss {loss:.4f} · {sps:.0f} samples/s · eta {_fmt_eta(self._eta(steps_here))}"
+                    info = f"loss {loss:.4f} · {sps:.0f} samples/s · eta {fmt_eta(self._eta(steps_here))}"
                     self.reporter.update(state.global_step, self.schedule.total, info, log_now)
                     if log_now:
                         self._log({"event": "train", "step": state.global_step, "epoch": self._epochs_done(),

@@ -21,8 +21,8 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from .decoding import GPT2Decoder, KVCache, supports
-from .errors import MalmoiError
+from malmoi.models.gpt2_decoder import GPT2Decoder, KVCache, supports
+from malmoi.errors import MalmoiError
 
 
 @dataclass(frozen=True)

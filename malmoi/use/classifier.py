@@ -1,4 +1,4 @@
-"""Using trained models: class probabilities and labels for new texts.
+"""A trained classifier run: class probabilities and labels for new texts, and scores on labelled ones.
 
 Texts are batched in order of length so that each batch pads little, then put back in the
 caller's order.
@@ -6,56 +6,16 @@ caller's order.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
 
-from .errors import MalmoiError
-from .metrics import ClassificationReport, classification_report
-
-
-@dataclass
-class Prediction:
-    """The classifier's answer for one text."""
-
-    text: str
-    """The input text."""
-    label: str
-    """The most probable class."""
-    score: float
-    """Its softmax probability."""
-    probabilities: dict[str, float]
-    """Softmax probability of every class (they sum to 1)."""
-
-
-@dataclass
-class Misclassified:
-    """One evaluation example the model got wrong."""
-
-    text: str
-    """The input text."""
-    gold: str
-    """Its label in the data."""
-    predicted: str
-    """The model's label."""
-    score: float
-    """The model's probability for its (wrong) label."""
-
-
-@dataclass
-class Evaluation:
-    """A report on labelled data and the most confident mistakes."""
-
-    report: ClassificationReport
-    """Accuracy, macro-F1, per-class scores, confusion matrix."""
-    errors: list[Misclassified]
-    """Misclassified examples, most confident first (as many as asked for)."""
-
-    def to_dict(self) -> dict:
-        return {**self.report.to_dict(), "errors": [e.__dict__ for e in self.errors]}
+from malmoi.errors import MalmoiError
+from malmoi.runs import read_meta
+from malmoi.training.metrics import classification_report
+from malmoi.use.results import Evaluation, Misclassified, Prediction
 
 
 def _as_texts(texts: str | Sequence[str]) -> list[str]:
@@ -100,9 +60,8 @@ class TextClassifier:
     def from_run(cls, run: str | os.PathLike) -> "TextClassifier":
         from transformers import AutoTokenizer
 
-        from .models.classifier import HEAD_FILE, EncoderClassifier
-        from .models.ngram import load_ngram_run
-        from .runs import read_meta
+        from malmoi.models.classifier import HEAD_FILE, EncoderClassifier
+        from malmoi.models.ngram import load_ngram_run
 
         run = Path(run)
         meta = read_meta(run)

@@ -1,0 +1,120 @@
+"""The transformer encoder-decoder (BART-style) behind ``malmoi train seq2seq --preset bart-mini``
+(its runs are used through ``use.bart``).
+
+bart-seq2seq
+    file → ``pairs.read_pair_data`` (train/validation split) → subword tokenizer (BPE over Kiwi
+    morphemes trained on both sides, or ``--tokenizer DIR``; ``text.codecs.SubwordCodec``) →
+    ``Seq2SeqDataset`` (sources ``[CLS] x [SEP]``, labels ``y [SEP]``) → ``fit`` with a
+    ``BartForConditionalGeneration`` built from a preset → run directory: a Hugging Face BART
+    folder (``config.json``, ``model.safetensors``, ``generation_config.json``) + tokenizer files +
+    ``malmoi.json`` (``task: seq2seq``, ``architecture: bart-seq2seq``).
+
+Special ids come from the tokenizer: pad = ``[PAD]``, bos = decoder start = ``[CLS]``, eos =
+``[SEP]``. BART builds its decoder inputs by shifting the labels right behind the decoder start,
+so the decoder learns ``[CLS] → y₁ … yₙ → [SEP]``; ``generate()`` starts from ``[CLS]`` and stops
+at ``[SEP]``. No end token is forced at the length limit (BART's default forces one, which
+would overwrite the last real token of a long answer).
+
+Validation is the LSTM family's (``pairs.make_evaluate``: loss, perplexity, BLEU, chrF and
+sample answers) with ``greedy_answers``.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from functools import partial
+from pathlib import Path
+from typing import Sequence
+
+from malmoi.errors import MalmoiError
+from malmoi.runs import read_meta
+from malmoi.tasks.common import Say, TrainResult, stderr_say, unwrap
+from malmoi.tasks.pairs import PairData, Seq2SeqOptions, fit_pairs, pair_meta, prepare_pair_run, read_pair_data
+
+ARCHITECTURE = "bart-seq2seq"
+
+
+def answer_ids(row: Sequence[int], eos_id: int, pad_id: int) -> list[int]:
+    """The answer in one generated row (decoder start already removed): up to the first eos, no pad."""
+    row = list(row)
+    if eos_id in row:
+        row = row[: row.index(eos_id)]
+    return [i for i in row if i != pad_id]
+
+
+def greedy_answers(model, input_ids, attention_mask, *, max_new_tokens: int) -> list[list[int]]:
+    """Greedy answer ids (no decoder start, no eos) of a BART model for a padded batch: the
+    ``answer`` function of ``seq2seq.make_evaluate``."""
+    cfg = unwrap(model).config
+    sequences = unwrap(model).generate(input_ids=input_ids, attention_mask=attention_mask,
+                                       max_new_tokens=max_new_tokens, num_beams=1, do_sample=False)
+    return [answer_ids(row, cfg.eos_token_id, cfg.pad_token_id) for row in sequences[:, 1:].tolist()]
+
+
+# ---------------------------------------------------------------------------------------- the task
+
+
+class BartFamily:
+    """Source → target text with a ``BartForConditionalGeneration`` preset (``train seq2seq``
+    hands ``--preset bart-mini`` runs here through ``seq2seq.FAMILIES``)."""
+
+    name = "seq2seq"
+
+    def check(self, opts: Seq2SeqOptions) -> None:
+        if opts.units != "subword":
+            raise MalmoiError("E228", f"--preset {opts.preset} reads subword tokens; leave --units at subword "
+                                      f"(got {opts.units!r})")
+        if opts.teacher_forcing != 1.0:
+            raise MalmoiError("E228", f"--preset {opts.preset} trains with full teacher forcing (its decoder "
+                                      "reads the whole target at once); leave out --teacher-forcing")
+
+    def build_model(self, opts: Seq2SeqOptions, codec):
+        from transformers import BartForConditionalGeneration
+
+        from malmoi.models.classifier import quiet_transformers
+        from malmoi.models.presets import hf_config, max_positions
+
+        overrides = {"forced_eos_token_id": None, **opts.model_overrides}
+        config = hf_config(opts.preset, vocab_size=codec.vocab_size, pad_token_id=codec.pad_id,
+                           bos_token_id=codec.bos_id, eos_token_id=codec.eos_id,
+                           decoder_start_token_id=codec.bos_id, **overrides)
+        limit = max_positions(config)
+        for name, need in (("max_source_length", opts.max_source_length),
+                           ("max_target_length", opts.max_target_length + 1)):  # + the decoder start
+            if need > limit:
+                raise MalmoiError("E222", f"--{name.replace('_', '-')} {getattr(opts, name)} exceeds the "
+                                          f"model's {limit} positions")
+        with quiet_transformers():
+            return BartForConditionalGeneration(config)
+
+    def meta(self, opts: Seq2SeqOptions, data: PairData, model) -> dict:
+        return pair_meta(opts, data, model, ARCHITECTURE, "transformer")
+
+    def resumed_options(self, opts: Seq2SeqOptions, out: Path) -> Seq2SeqOptions:
+        """On resume the model is rebuilt as the run recorded it, whatever the new command says."""
+        meta = read_meta(out)
+        if meta.get("architecture") != ARCHITECTURE:
+            raise MalmoiError("E305", f"{out} holds a {meta.get('architecture') or meta.get('task')!r} "
+                                      f"run, not {ARCHITECTURE}")
+        saved = meta.get("args", {})
+        keep = ["preset", "max_source_length", "max_target_length", "model_overrides"]
+        if opts.preset != saved.get("preset"):
+            keep.append("lr")  # a command naming another preset got that family's default step
+        return replace(opts, **{k: saved[k] for k in keep if k in saved})
+
+    def train(self, opts: Seq2SeqOptions, say: Say = stderr_say) -> TrainResult:
+        self.check(opts)
+        started = time.monotonic()
+        run = prepare_pair_run(self, opts, read_pair_data(opts, say), say)
+        describe = (f"{run.opts.preset} (transformer encoder-decoder), {run.model.num_parameters():,} parameters, "
+                    f"{run.codec.vocab_size} subword tokens")
+        answer = partial(greedy_answers, max_new_tokens=run.opts.max_target_length)
+        return fit_pairs(run, say, started, describe=describe, save_model=_save_pretrained, answer=answer)
+
+
+def _save_pretrained(model, folder) -> None:
+    """The model part of an export: a Hugging Face folder, written without transformers' notices."""
+    from malmoi.models.classifier import quiet_transformers
+
+    with quiet_transformers():
+        model.save_pretrained(folder)

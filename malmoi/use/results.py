@@ -1,0 +1,90 @@
+"""What using a trained run returns: plain dataclasses that print, compare and turn into JSON
+(``dataclasses.asdict``) the same way for every model family."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from malmoi.training.metrics import ClassificationReport
+
+
+@dataclass
+class Prediction:
+    """The classifier's answer for one text."""
+
+    text: str
+    """The input text."""
+    label: str
+    """The most probable class."""
+    score: float
+    """Its softmax probability."""
+    probabilities: dict[str, float]
+    """Softmax probability of every class (they sum to 1)."""
+
+
+@dataclass
+class Misclassified:
+    """One evaluation example the model got wrong."""
+
+    text: str
+    """The input text."""
+    gold: str
+    """Its label in the data."""
+    predicted: str
+    """The model's label."""
+    score: float
+    """The model's probability for its (wrong) label."""
+
+
+@dataclass
+class Evaluation:
+    """A report on labelled data and the most confident mistakes."""
+
+    report: ClassificationReport
+    """Accuracy, macro-F1, per-class scores, confusion matrix."""
+    errors: list[Misclassified]
+    """Misclassified examples, most confident first (as many as asked for)."""
+
+    def to_dict(self) -> dict:
+        return {**self.report.to_dict(), "errors": [e.__dict__ for e in self.errors]}
+
+
+@dataclass
+class Answer:
+    """One generated text."""
+
+    source: str
+    """The input text."""
+    text: str
+    """The generated text, detokenized."""
+    tokens: list[str]
+    """The generated tokens as the model's vocabulary spells them."""
+    score: float
+    """Log-probability of the tokens (length-normalised under beam search)."""
+
+
+@dataclass
+class AttentionMap:
+    """Where each generated token looked in the source."""
+
+    source_tokens: list[str]
+    """Source tokens as the encoder saw them (columns)."""
+    target_tokens: list[str]
+    """Generated tokens (rows)."""
+    weights: list[list[float]]
+    """(len(target_tokens), len(source_tokens)); every row sums to 1."""
+    source: str
+    """The input text."""
+    text: str
+    """The generated text."""
+
+
+@dataclass
+class Filling:
+    """One candidate for a [MASK]."""
+
+    token: str
+    """The predicted piece."""
+    score: float
+    """Its softmax probability."""
+    text: str
+    """The input with this piece in place of the [MASK]."""
