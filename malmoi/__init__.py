@@ -13,8 +13,8 @@ import os
 from typing import Any
 
 from malmoi.errors import MalmoiError
+from malmoi.version import __version__
 
-__version__ = "0.1.0"
 __all__ = ["MalmoiError", "__version__", "train", "load", "EncoderClassifier", "TextClassifier", "Prediction",
            "Answer", "TrainResult", "PRESETS"]
 

@@ -15,9 +15,10 @@ import torch
 
 import malmoi
 from malmoi.use.bart import BartGenerator
-from malmoi.cli import main
 from malmoi.errors import MalmoiError
 from malmoi.use import load_generator
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 PAIRS = [
     ("안녕하세요", "반가워요 좋은 하루예요"),
@@ -30,30 +31,12 @@ TINY = dict(d_model=32, encoder_layers=1, decoder_layers=1, encoder_ffn_dim=64, 
 FAST = dict(batch_size=4, lr=1e-2, warmup=0.0, max_steps=40, eval_every=20, model_overrides=TINY, progress=False)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def write_pairs(path, pairs):
     with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(["Q", "A"])
         writer.writerows(pairs)
     return path
-
-
-def run_cli(capsys, *argv) -> tuple[int, str, str]:
-    code = 0
-    try:
-        main([str(a) for a in argv])
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")
@@ -223,9 +206,9 @@ def test_attention_layer_out_of_range(generator):
 # ---------------------------------------------------------------------------------------- CLI
 
 
-def test_cli_attention_writes_a_png(trained, tmp_path, capsys):
+def test_cli_attention_writes_a_png(trained, tmp_path, cli):
     run = trained[0].run
-    code, out, err = run_cli(capsys, "attention", run, "오늘 날씨 어때?", "--out", tmp_path / "att.png", "--json",
+    code, out, err = cli("attention", run, "오늘 날씨 어때?", "--out", tmp_path / "att.png", "--json",
                              "--layer", "0")
     assert code == 0, err
     payload = json.loads(out)
@@ -233,23 +216,23 @@ def test_cli_attention_writes_a_png(trained, tmp_path, capsys):
     assert (tmp_path / "att.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_cli_generate_prints_answers(trained, capsys):
+def test_cli_generate_prints_answers(trained, cli):
     run = trained[0].run
-    code, out, err = run_cli(capsys, "generate", run, "배고파", "--beams", "3")
+    code, out, err = cli("generate", run, "배고파", "--beams", "3")
     assert code == 0 and out == "맛있는 거 드세요\n", err
-    code, out, _ = run_cli(capsys, "generate", run, "배고파", "심심해", "--json")
+    code, out, _ = cli("generate", run, "배고파", "심심해", "--json")
     rows = json.loads(out)
     assert code == 0 and [(r["source"], r["text"]) for r in rows] == [PAIRS[1], PAIRS[3]]
 
 
-def test_cli_generate_samples_and_streams(trained, generator, capsys):
+def test_cli_generate_samples_and_streams(trained, generator, cli):
     run = trained[0].run
-    code, out, err = run_cli(capsys, "generate", run, "배고파", "--top-k", "5", "--temperature", "1.5", "--seed", "3")
+    code, out, err = cli("generate", run, "배고파", "--top-k", "5", "--temperature", "1.5", "--seed", "3")
     assert code == 0, err
     assert out == generator.generate(["배고파"], top_k=5, temperature=1.5, seed=3)[0].text + "\n"
-    code, out, err = run_cli(capsys, "generate", run, "배고파", "--stream")
+    code, out, err = cli("generate", run, "배고파", "--stream")
     assert code == 0 and out == "맛있는 거 드세요\n", err
-    code, out, err = run_cli(capsys, "generate", run, "배고파", "--greedy", "--json")
+    code, out, err = cli("generate", run, "배고파", "--greedy", "--json")
     assert code == 0 and json.loads(out)[0]["text"] == "맛있는 거 드세요", err
 
 
@@ -261,23 +244,23 @@ def test_cli_generate_samples_and_streams(trained, generator, capsys):
     (["generate", "{run}", "배고파", "--greedy", "--top-p", "0.9"], "E274"),
     (["attention", "{run}", "배고파", "--out", "{tmp}/a.png", "--layer", "3"], "E280"),
 ])
-def test_cli_errors_are_one_line_without_a_traceback(trained, tmp_path, capsys, argv, code):
+def test_cli_errors_are_one_line_without_a_traceback(trained, tmp_path, cli, argv, code):
     argv = [a.format(run=trained[0].run, tmp=tmp_path) for a in argv]
-    exit_code, out, err = run_cli(capsys, *argv)
+    exit_code, out, err = cli(*argv)
     assert exit_code == 2 and out == ""
     assert err.count("\n") == 1 and code in err and "Traceback" not in err
 
 
-def test_cli_chat_answers_each_line_and_ends_on_eof(trained, capsys, monkeypatch):
+def test_cli_chat_answers_each_line_and_ends_on_eof(trained, cli, monkeypatch):
     monkeypatch.setattr(sys, "stdin", io.StringIO("배고파\n\n   \n심심해\n"))  # then EOF
-    code, out, err = run_cli(capsys, "chat", trained[0].run, "--beams", "2")
+    code, out, err = cli("chat", trained[0].run, "--beams", "2")
     assert code == 0 and out.splitlines() == ["맛있는 거 드세요", "산책 어때요?"]
     assert "Traceback" not in err
 
 
-def test_cli_train_seq2seq_with_the_full_preset(data, tmp_path, capsys):
+def test_cli_train_seq2seq_with_the_full_preset(data, tmp_path, cli):
     """The documented command, on the real bart-mini sizes, with the default Kiwi-morpheme BPE."""
-    code, out, err = run_cli(capsys, "train", "seq2seq", "--data", data["pairs"], "--valid", data["pairs"],
+    code, out, err = cli("train", "seq2seq", "--data", data["pairs"], "--valid", data["pairs"],
                              "--source", "Q", "--target", "A", "--preset", "bart-mini", "--vocab-size", "60",
                              "--epochs", "1", "--batch-size", "4", "--out", tmp_path / "run", "--json")
     assert code == 0, err

@@ -7,32 +7,13 @@ import subprocess
 import sys
 
 import pytest
-import torch
 
 import malmoi
-from malmoi.cli import main
 from malmoi.training.metrics import classification_report
 
 from test_classify_task import TINY, reviews, write_tsv
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def run_cli(capsys, *argv) -> tuple[int, str, str]:
-    """Run the CLI in this process: (exit code, stdout, stderr)."""
-    code = 0
-    try:
-        main([str(a) for a in argv])
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -60,8 +41,8 @@ def train_args(data, out, *extra):
             "--vocab-size", "100", *extra]
 
 
-def test_train_classify_json(capsys, data):
-    code, out, err = run_cli(capsys, *train_args(data, data["tmp"] / "cli-run", "--json", "--valid-split", "0.2"))
+def test_train_classify_json(cli, data):
+    code, out, err = cli(*train_args(data, data["tmp"] / "cli-run", "--json", "--valid-split", "0.2"))
     assert code == 0, err
     result = json.loads(out)
     assert result["train_examples"] == 96 and result["valid_examples"] == 24
@@ -71,10 +52,10 @@ def test_train_classify_json(capsys, data):
     assert meta["args"]["max_length"] == 12 and meta["args"]["valid_split"] == 0.2
 
 
-def test_train_classify_summary_line_and_skipped_empty_rows(capsys, data):
+def test_train_classify_summary_line_and_skipped_empty_rows(cli, data):
     rows = reviews(60, 12) + [("", "긍정"), ("", "부정"), ("  ", "긍정")]
     train_file = write_tsv(data["tmp"] / "with-empty.tsv", rows)
-    code, out, err = run_cli(capsys, "train", "classify", "--data", train_file, "--text", "document", "--label",
+    code, out, err = cli("train", "classify", "--data", train_file, "--text", "document", "--label",
                              "label", "--out", data["tmp"] / "empty-run", "--preset", "bert-tiny", "--epochs", "1",
                              "--max-length", "12", "--vocab-size", "100", "--time-budget", "2m")
     assert code == 0, err
@@ -102,7 +83,7 @@ def bad_input_cases(data):
         "resume nothing": (train_args(data, out, "--resume"), "E302", "nothing to resume"),
         "unknown preset": (train_args(data, out)[:-8] + ["--preset", "bert-huge"], "E220", "bert-mini"),
         "preset and pretrained": (train_args(data, out, "--pretrained", tmp), "E228", "not both"),
-        "bad duration": (train_args(data, out, "--time-budget", "soon"), "E201", "duration"),
+        "bad duration": (train_args(data, out, "--time-budget", "soon"), "E203", "duration"),
         "missing file": (["train", "classify", "--data", tmp / "nope.tsv", "--text", "document", "--label",
                           "label", "--out", out], "E101", "file not found"),
     }
@@ -111,9 +92,9 @@ def bad_input_cases(data):
 @pytest.mark.parametrize("case", ["missing label column", "single class", "max-length 0", "max-length absurd",
                                   "batch size 0", "batch size absurd", "existing out", "resume nothing",
                                   "unknown preset", "preset and pretrained", "bad duration", "missing file"])
-def test_bad_input_is_one_line_exit_2(capsys, data, case):
+def test_bad_input_is_one_line_exit_2(cli, data, case):
     argv, code, words = bad_input_cases(data)[case]
-    exit_code, out, err = run_cli(capsys, *argv)
+    exit_code, out, err = cli(*argv)
     assert exit_code == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1, err
@@ -132,8 +113,8 @@ def test_error_through_a_real_process(data, tmp_path):
     assert proc.stderr.strip().count("\n") == 0 and "[E222]" in proc.stderr
 
 
-def test_eval_json_matches_hand_computed_metrics(capsys, data, run):
-    code, out, err = run_cli(capsys, "eval", run, "--data", data["test"], "--errors", "2", "--json")
+def test_eval_json_matches_hand_computed_metrics(cli, data, run):
+    code, out, err = cli("eval", run, "--data", data["test"], "--errors", "2", "--json")
     assert code == 0, err
     report = json.loads(out)
     rows = reviews(30, 11)
@@ -149,27 +130,27 @@ def test_eval_json_matches_hand_computed_metrics(capsys, data, run):
     assert report["total"] == 30 and report["skipped_empty"] == 0
 
 
-def test_eval_tables(capsys, data, run):
-    code, out, err = run_cli(capsys, "eval", run, "--data", data["test"], "--errors", "1")
+def test_eval_tables(cli, data, run):
+    code, out, err = cli("eval", run, "--data", data["test"], "--errors", "1")
     assert code == 0, err
     for words in ("accuracy", "macro-F1", "per class", "precision", "recall", "confusion matrix", "긍정", "부정"):
         assert words in out
 
 
-def test_eval_reports_unexpected_labels(capsys, data, run):
+def test_eval_reports_unexpected_labels(cli, data, run):
     odd = write_tsv(data["tmp"] / "odd.tsv", reviews(4, 14) + [("그냥 그래요", "중립")])
-    code, out, err = run_cli(capsys, "eval", run, "--data", odd)
+    code, out, err = cli("eval", run, "--data", odd)
     assert code == 2 and "[E105]" in err and "중립" in err and len(err.strip().splitlines()) == 1
 
 
-def test_eval_on_a_folder_that_is_not_a_run(capsys, data, tmp_path):
-    code, out, err = run_cli(capsys, "eval", tmp_path, "--data", data["test"])
+def test_eval_on_a_folder_that_is_not_a_run(cli, data, tmp_path):
+    code, out, err = cli("eval", tmp_path, "--data", data["test"])
     assert code == 2 and "[E303]" in err
 
 
 @pytest.mark.parametrize("text", ["최고 명작 추천", "최악 노잼 실망", "오늘 친구랑 본 영화"])
-def test_predict_json(capsys, run, text):
-    code, out, err = run_cli(capsys, "predict", run, text, "--json")
+def test_predict_json(cli, run, text):
+    code, out, err = cli("predict", run, text, "--json")
     assert code == 0, err
     [pred] = json.loads(out)
     assert pred["text"] == text and pred["label"] in ("긍정", "부정")
@@ -177,35 +158,35 @@ def test_predict_json(capsys, run, text):
     assert pred["score"] == pytest.approx(pred["probabilities"][pred["label"]])
 
 
-def test_predict_from_a_file_and_table(capsys, data, run):
+def test_predict_from_a_file_and_table(cli, data, run):
     lines = data["tmp"] / "lines.txt"
     lines.write_text("최고 명작\n\n별로 최악\n", encoding="utf-8")
-    code, out, err = run_cli(capsys, "predict", run, "--file", lines, "--json")
+    code, out, err = cli("predict", run, "--file", lines, "--json")
     assert code == 0, err
     assert [p["text"] for p in json.loads(out)] == ["최고 명작", "별로 최악"]
-    code, out, err = run_cli(capsys, "predict", run, "추천 꿀잼")
+    code, out, err = cli("predict", run, "추천 꿀잼")
     assert code == 0 and "추천 꿀잼" in out and "p(긍정)" in out
 
 
-def test_predict_without_texts(capsys, run):
-    code, out, err = run_cli(capsys, "predict", run)
+def test_predict_without_texts(cli, run):
+    code, out, err = cli("predict", run)
     assert code == 2 and "[E233]" in err
 
 
-def test_demo_trains_on_the_samples_and_predicts(capsys, tmp_path):
+def test_demo_trains_on_the_samples_and_predicts(cli, tmp_path):
     out = tmp_path / "runs" / "demo"
-    code, stdout, err = run_cli(capsys, "demo", "--out", out, "--time-budget", "5s")
+    code, stdout, err = cli("demo", "--out", out, "--time-budget", "5s")
     assert code == 0, err
     assert "1. train" in stdout and "2. predict" in stdout and "validation examples" in stdout
     assert stdout.count("(positive)") + stdout.count("(negative)") == 5
     assert json.loads((out / "malmoi.json").read_text(encoding="utf-8"))["status"] == "done"
-    code, stdout, err = run_cli(capsys, "demo", "--out", out, "--time-budget", "2s")  # an old demo run is replaced
+    code, stdout, err = cli("demo", "--out", out, "--time-budget", "2s")  # an old demo run is replaced
     assert code == 0, err
 
 
-def test_demo_never_deletes_a_folder_it_did_not_make(capsys, tmp_path):
+def test_demo_never_deletes_a_folder_it_did_not_make(cli, tmp_path):
     (tmp_path / "mine.txt").write_text("keep me")
-    code, stdout, err = run_cli(capsys, "demo", "--out", tmp_path)
+    code, stdout, err = cli("demo", "--out", tmp_path)
     assert code == 2 and "[E307]" in err
     assert (tmp_path / "mine.txt").read_text() == "keep me"
 

@@ -1,6 +1,8 @@
 """malmoi.generation against Hugging Face: logits, greedy and sampled tokens, eos, streaming."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
@@ -8,7 +10,8 @@ from transformers.utils import logging as hf_logging
 
 from malmoi.models.gpt2_decoder import GPT2Decoder
 from malmoi.errors import MalmoiError
-from malmoi.models.generation import GenerationSettings, decode, generate, generate_text, stream_text
+from malmoi.models.generation import (GenerationSettings, continuation, decode, encode_prompt, generate,
+                                     generate_text, stream_text)
 
 hf_logging.set_verbosity_error()
 VOCAB = 96
@@ -299,7 +302,11 @@ def test_streaming_text_equals_non_streaming_text(tokenizer, settings):
     whole = generate_text(model, tokenizer, "이 영화는", settings)
     pieces = list(generate_text(model, tokenizer, "이 영화는", settings, stream=True))
     assert "".join(pieces) == whole
-    assert len(whole) > 0
+    prompt = encode_prompt(tokenizer, "이 영화는")
+    new = generate(model, torch.tensor([prompt]), replace(settings, eos_token_id=tokenizer.eos_token_id,
+                                                          pad_token_id=tokenizer.pad_token_id))
+    assert whole == continuation(tokenizer, prompt, new[0, len(prompt):].tolist()) != ""
+    assert len(pieces) > 1 or settings.beams > 1  # streamed token by token; HF beam search streams at its end
     assert not any(p.endswith("\ufffd") for p in pieces[:-1])
 
 

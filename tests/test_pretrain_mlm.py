@@ -9,7 +9,6 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from malmoi.cli import main
 from malmoi.data import batching
 from malmoi.errors import MalmoiError
 from malmoi.data.datasets import pack_blocks
@@ -18,6 +17,8 @@ from malmoi.models.mlm import build_mlm
 from malmoi.tasks import train
 from malmoi.tasks.mlm import MLMOptions
 from malmoi.use.mask_filler import MaskFiller
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
 CORPUS = [
@@ -32,15 +33,6 @@ CORPUS = [
 ]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest on one thread, and a shared machine makes two threads crawl."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def write_lines(path, lines):
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
@@ -51,16 +43,6 @@ def options(tmp_path, **overrides):
                 model_overrides=TINY, vocab_size=120, max_length=24, valid_split=0.1, batch_size=8, lr=3e-3,
                 epochs=2, progress=False)
     return {**base, **overrides}
-
-
-def run_cli(capsys, *argv) -> tuple[int, str, str]:
-    code = 0
-    try:
-        main([str(a) for a in argv])
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def train_losses(run) -> list[float]:
@@ -216,7 +198,7 @@ def test_classify_pretrained_starts_from_the_pretrained_encoder_with_a_new_head(
     assert 0 < float(model.head.weight.detach().std()) < 0.1
 
 
-def test_cli_classify_pretrained_fine_tunes_the_run(pretrained, tmp_path, capsys):
+def test_cli_classify_pretrained_fine_tunes_the_run(pretrained, tmp_path, cli):
     """Through the command line: a near-zero learning rate keeps the exported encoder at the pretrained weights."""
     from transformers import AutoModel, AutoModelForMaskedLM
 
@@ -224,7 +206,7 @@ def test_cli_classify_pretrained_fine_tunes_the_run(pretrained, tmp_path, capsys
     reviews.write_text("document\tlabel\n" + "".join(f"{t}\t{i % 2}\n" for i, t in enumerate(CORPUS * 2)),
                        encoding="utf-8")
     out = tmp_path / "cls"
-    code, stdout, err = run_cli(capsys, "train", "classify", "--data", reviews, "--text", "document", "--label",
+    code, stdout, err = cli("train", "classify", "--data", reviews, "--text", "document", "--label",
                                 "label", "--pretrained", pretrained.run, "--out", out, "--epochs", "1",
                                 "--batch-size", "8", "--lr", "1e-12", "--max-length", "16", "--json")
     assert code == 0, err
@@ -295,22 +277,22 @@ def test_options_are_checked():
     (lambda tmp, corpus: ["--data", corpus, "--out", tmp / "taken"], "E301"),
     (lambda tmp, corpus: ["--data", corpus, "--out", tmp / "run", "--preset", "gpt-mini"], "E250"),
     (lambda tmp, corpus: ["--data", corpus, "--out", tmp / "run", "--resume"], "E302"),
-    (lambda tmp, corpus: ["--data", corpus, "--out", tmp / "run", "--time-budget", "soon"], "E201"),
+    (lambda tmp, corpus: ["--data", corpus, "--out", tmp / "run", "--time-budget", "soon"], "E203"),
 ])
-def test_cli_errors_are_one_line(tmp_path, capsys, make_args, code):
+def test_cli_errors_are_one_line(tmp_path, cli, make_args, code):
     corpus = write_lines(tmp_path / "corpus.txt", CORPUS)
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / "file").write_text("x")
-    exit_code, out, err = run_cli(capsys, "pretrain", "mlm", *make_args(tmp_path, corpus))
+    exit_code, out, err = cli("pretrain", "mlm", *make_args(tmp_path, corpus))
     assert exit_code == 2
     assert err.count("\n") == 1 and err.startswith("error:") and code in err
     assert "Traceback" not in err
     assert not (tmp_path / "run").exists()  # no half-made run directory
 
 
-def test_cli_pretrains_and_prints_a_summary(tmp_path, capsys):
+def test_cli_pretrains_and_prints_a_summary(tmp_path, cli):
     corpus = write_lines(tmp_path / "corpus.txt", CORPUS * 3)
-    code, out, err = run_cli(capsys, "pretrain", "mlm", "--data", corpus, "--out", tmp_path / "run", "--preset",
+    code, out, err = cli("pretrain", "mlm", "--data", corpus, "--out", tmp_path / "run", "--preset",
                              "bert-tiny", "--vocab-size", "100", "--max-length", "16", "--epochs", "1",
                              "--batch-size", "16", "--valid-split", "0.2")
     assert code == 0, err

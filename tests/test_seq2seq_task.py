@@ -12,12 +12,13 @@ import pytest
 import torch
 
 import malmoi
-from malmoi.cli import main
 from malmoi.errors import MalmoiError
 from malmoi.text.codecs import VocabCodec, split_units
 from malmoi.text.vocab import Vocab
 from malmoi.use import load_generator
 from malmoi.use.seq2seq import Seq2SeqGenerator
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 PAIRS = [
     ("안녕하세요", "반가워요 좋은 하루예요"),
@@ -32,14 +33,6 @@ PAIRS = [
 TINY = dict(emb_dim=32, hidden=64, dropout=0.0)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def write_pairs(path, pairs, repeat=1):
     with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
@@ -47,16 +40,6 @@ def write_pairs(path, pairs, repeat=1):
         for _ in range(repeat):
             writer.writerows(pairs)
     return path
-
-
-def run_cli(capsys, *argv) -> tuple[int, str, str]:
-    code = 0
-    try:
-        main([str(a) for a in argv])
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")
@@ -211,25 +194,25 @@ def test_generators_refuse_runs_that_do_not_generate(tmp_path):
 # ---------------------------------------------------------------------------------------- CLI
 
 
-def test_cli_generate_prints_answers_and_json(trained, capsys):
+def test_cli_generate_prints_answers_and_json(trained, cli):
     run = trained[0].run
-    code, out, _ = run_cli(capsys, "generate", run, "배고파", "--beams", "3")
+    code, out, _ = cli("generate", run, "배고파", "--beams", "3")
     assert code == 0 and out.strip() == load_generator(run).generate(["배고파"], beams=3)[0].text
-    code, out, _ = run_cli(capsys, "generate", run, "배고파", "심심해", "--json")
+    code, out, _ = cli("generate", run, "배고파", "심심해", "--json")
     rows = json.loads(out)
     assert code == 0 and [r["source"] for r in rows] == ["배고파", "심심해"]
     assert set(rows[0]) == {"source", "text", "tokens", "score"}
 
 
-def test_cli_errors_are_one_line(trained, capsys):
-    code, out, err = run_cli(capsys, "generate", trained[0].run, "   ")
+def test_cli_errors_are_one_line(trained, cli):
+    code, out, err = cli("generate", trained[0].run, "   ")
     assert code == 2 and err.count("\n") == 1 and "E421" in err and "Traceback" not in err
-    code, _, err = run_cli(capsys, "generate", trained[0].run, "배고파", "--beams", "0")
+    code, _, err = cli("generate", trained[0].run, "배고파", "--beams", "0")
     assert code == 2 and "E224" in err
 
 
-def test_cli_attention_writes_a_png(trained, tmp_path, capsys):
-    code, out, _ = run_cli(capsys, "attention", trained[0].run, "오늘 날씨 어때?", "--out", tmp_path / "a.png",
+def test_cli_attention_writes_a_png(trained, tmp_path, cli):
+    code, out, _ = cli("attention", trained[0].run, "오늘 날씨 어때?", "--out", tmp_path / "a.png",
                            "--json")
     assert code == 0
     payload = json.loads(out)
@@ -247,14 +230,14 @@ def test_cli_chat_answers_each_line_and_ends_cleanly_on_eof(trained):
     assert "Traceback" not in proc.stderr
 
 
-def test_cli_train_seq2seq(data, tmp_path, capsys):
-    code, out, err = run_cli(capsys, "train", "seq2seq", "--data", data["train"], "--source", "Q", "--target", "A",
+def test_cli_train_seq2seq(data, tmp_path, cli):
+    code, out, err = cli("train", "seq2seq", "--data", data["train"], "--source", "Q", "--target", "A",
                              "--out", tmp_path / "run", "--preset", "lstm-luong", "--units", "words",
                              "--epochs", "1", "--batch-size", "64", "--json")
     assert code == 0, err
     result = json.loads(out)
     assert set(result["metrics"]) >= {"loss", "perplexity", "bleu", "chrf"}
-    code, _, err = run_cli(capsys, "train", "seq2seq", "--data", data["train"], "--source", "Q", "--target", "A",
+    code, _, err = cli("train", "seq2seq", "--data", data["train"], "--source", "Q", "--target", "A",
                            "--out", tmp_path / "run", "--units", "words")
     assert code == 2 and "E301" in err  # an existing run is never overwritten
 

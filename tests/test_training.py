@@ -111,11 +111,9 @@ def test_crash_and_resume_reach_the_same_weights(straight, tmp_path):
 def test_time_budget_stops_cleanly_and_resume_finishes_exactly(straight, tmp_path):
     ref_out, _, ref_result = straight
     out = tmp_path / "run"
-    started = time.perf_counter()
     _, result = train(out, delay=0.02, time_budget=0.25, decay_to_budget=False)
     assert result.stopped_by == "time"
     assert 0 < result.steps < ref_result.steps
-    assert time.perf_counter() - started < 30
     state = read_checkpoint_state(out / "checkpoints" / "last")["loop"]
     assert state["global_step"] == result.steps and state["last_eval_step"] == result.steps
     assert (out / "checkpoints" / "best" / "model.safetensors").is_file()
@@ -222,7 +220,7 @@ def test_resume_needs_a_checkpoint_and_a_new_run_refuses_old_checkpoints(tmp_pat
 def test_empty_training_data(tmp_path):
     with pytest.raises(MalmoiError) as err:
         fit(ToyClassifier(), [], None, args=default_args(), out=tmp_path / "run")
-    assert err.value.code == "E101"
+    assert err.value.code == "E113"
 
 
 @pytest.mark.parametrize("text, seconds", [

@@ -7,25 +7,17 @@ from __future__ import annotations
 import os
 import sys
 
-import typer
+from malmoi.cli.apps import app
 
-app = typer.Typer(
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    help="malmoi (말모이): Korean-first NLP, from sentences to trained models and back to text.",
-)
-train_app = typer.Typer(no_args_is_help=True, help="Train a model into a run directory.")
-pretrain_app = typer.Typer(no_args_is_help=True, help="Pretrain an encoder on unlabelled text.")
-tokenizer_app = typer.Typer(no_args_is_help=True, help="Train subword tokenizers.")
-data_app = typer.Typer(no_args_is_help=True, help="Download public corpora.")
-app.add_typer(train_app, name="train")
-app.add_typer(pretrain_app, name="pretrain")
-app.add_typer(tokenizer_app, name="tokenizer")
-app.add_typer(data_app, name="data")
-
-# Command modules register themselves on the apps above.
-from malmoi.cli import commands  # noqa: E402,F401
+# Each command module registers its commands on the apps when imported (in the order --help lists them).
+from malmoi.cli import text  # noqa: F401,I001
+from malmoi.cli import data  # noqa: F401
+from malmoi.cli import train  # noqa: F401
+from malmoi.cli import use  # noqa: F401
+from malmoi.cli import demo  # noqa: F401
+from malmoi.cli import seq2seq  # noqa: F401
+from malmoi.cli import pretrain  # noqa: F401
+from malmoi.cli import lm  # noqa: F401
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from malmoi.cli import data_app
+from malmoi.cli.apps import data_app
 
 
 @data_app.command("download")

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from malmoi.errors import MalmoiError
-from malmoi.cli import app
+from malmoi.cli.apps import app
 
 NEW_REVIEWS = [
     "배우들 연기가 정말 좋았고 마지막 장면에서 눈물이 났어요",

@@ -1,4 +1,5 @@
-"""`malmoi train lm`: parse, call ``lm.train_lm``, print a summary.
+"""`malmoi train lm`: parse, call ``tasks.train``, print a summary; the flags are the fields of
+``LMOptions`` (``cli.options``).
 
 ``print_generations`` is the body of ``malmoi generate`` once sampling and streaming options are
 parsed: runs whose generator has ``stream`` / sampling (language models) take them all, others
@@ -8,14 +9,15 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
-from typing import Optional, Sequence
+from typing import Sequence
 
 import typer
 
 from malmoi.errors import MalmoiError
-from malmoi.cli import train_app
+from malmoi.cli.apps import train_app
+from malmoi.cli.options import options_command
 from malmoi.cli.train import print_result
+from malmoi.tasks.lm import LMOptions
 
 
 def summary_line(result) -> str:
@@ -26,30 +28,11 @@ def summary_line(result) -> str:
             f"{result.samples_per_s:.0f} blocks/s, {result.seconds:.0f} s → {result.run}")
 
 
-@train_app.command(short_help="GPT-style language model on plain text: malmoi train lm --data corpus.txt "
-                              "--preset gpt-mini --out runs/gpt")
+@options_command(train_app, LMOptions, "lm",
+                 short_help="GPT-style language model on plain text: malmoi train lm --data corpus.txt "
+                            "--preset gpt-mini --out runs/gpt")
 def lm(
-    data: Path = typer.Option(..., "--data", help="Text file (one document per line) or a CSV/TSV/JSONL table."),
-    out: Path = typer.Option(..., "--out", help="Run directory to create (refused if it exists, unless --resume)."),
-    column: Optional[str] = typer.Option(None, "--column", help="Column holding the text when --data is a table."),
-    preset: str = typer.Option("gpt-mini", "--preset", help="GPT-2 preset: gpt-mini."),
-    tokenizer: Optional[Path] = typer.Option(None, "--tokenizer", help="Tokenizer folder; without it BPE is "
-                                                                       "trained on the training texts."),
-    vocab_size: int = typer.Option(8000, "--vocab-size", help="Vocabulary of the BPE tokenizer trained here."),
-    block_size: int = typer.Option(128, "--block-size", help="Tokens per training block (documents are packed)."),
-    valid_split: float = typer.Option(0.05, "--valid-split", help="Fraction of the documents held out."),
-    sample_prompt: Optional[str] = typer.Option(None, "--sample-prompt", help="Prompt continued after each "
-                                                                              "evaluation."),
-    epochs: int = typer.Option(3, "--epochs", help="Passes over the training data."),
-    batch_size: int = typer.Option(32, "--batch-size", help="Blocks per batch."),
-    lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate [default: 1e-3]."),
-    time_budget: str = typer.Option("0", "--time-budget", help="Stop after this long: 90s, 10m, 1h (0 = no limit)."),
-    eval_every: int = typer.Option(0, "--eval-every", help="Evaluate every N steps (0 = each epoch)."),
-    patience: int = typer.Option(0, "--patience", help="Stop after N evaluations without improvement (0 = off)."),
-    grad_accum: int = typer.Option(1, "--grad-accum", help="Batches per optimizer step."),
-    bf16: bool = typer.Option(False, "--bf16", help="bfloat16 autocast."),
-    seed: int = typer.Option(42, "--seed", help="Seed for weights, data order and the validation split."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint."),
+    options: dict,
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
 ) -> None:
     """Train a causal language model (GPT-2 preset) into a run directory; validation reports the loss
@@ -59,14 +42,7 @@ def lm(
     """
     from malmoi.tasks import train
 
-    result = train(
-        task="lm",
-        data=data, out=out, column=column, preset=preset, tokenizer=tokenizer, vocab_size=vocab_size,
-        block_size=block_size, valid_split=valid_split, sample_prompt=sample_prompt, epochs=epochs,
-        batch_size=batch_size, lr=lr, time_budget=time_budget, eval_every=eval_every, patience=patience,
-        grad_accum=grad_accum, bf16=bf16, seed=seed, resume=resume, progress=not as_json,
-    )
-    print_result(result, as_json, summary_line)
+    print_result(train(task="lm", **options, progress=not as_json), as_json, summary_line)
 
 
 def print_generations(generator, texts: Sequence[str], *, beams: int = 1, max_new_tokens: int | None = None,
@@ -84,7 +60,7 @@ def print_generations(generator, texts: Sequence[str], *, beams: int = 1, max_ne
     prefix = getattr(generator, "continues_prompt", False)
     if stream:
         if as_json:
-            raise MalmoiError("E275", "--stream prints text as it comes; leave out --json")
+            raise MalmoiError("E274", "--stream prints text as it comes; leave out --json")
         for text in texts:
             print(text if prefix else (f"{text}\t" if len(texts) > 1 else ""), end="", flush=True)
             for piece in generator.stream(text, beams=beams, max_new_tokens=max_new_tokens, **sampling):

@@ -12,8 +12,10 @@ from typing import List, Optional
 import typer
 
 from malmoi.errors import MalmoiError
-from malmoi.cli import app, train_app
+from malmoi.cli.apps import app, train_app
+from malmoi.cli.options import options_command
 from malmoi.cli.train import print_result
+from malmoi.tasks.pairs import Seq2SeqOptions
 
 
 def summary_line(result) -> str:
@@ -24,38 +26,11 @@ def summary_line(result) -> str:
             f"{result.samples_per_s:.0f} samples/s, {result.seconds:.0f} s → {result.run}")
 
 
-@train_app.command(short_help="Question → answer seq2seq (LSTM or BART): malmoi train seq2seq --data chatbot.csv "
-                              "--source Q --target A --preset lstm-bahdanau --out runs/chat")
+@options_command(train_app, Seq2SeqOptions, "seq2seq",
+                 short_help="Question → answer seq2seq (LSTM or BART): malmoi train seq2seq --data chatbot.csv "
+                            "--source Q --target A --preset lstm-bahdanau --out runs/chat")
 def seq2seq(
-    data: Path = typer.Option(..., "--data", help="Training file (CSV, TSV or JSONL with a header)."),
-    source: str = typer.Option(..., "--source", help="Column holding the input text."),
-    target: str = typer.Option(..., "--target", help="Column holding the output text."),
-    out: Path = typer.Option(..., "--out", help="Run directory to create (refused if it exists, unless --resume)."),
-    preset: str = typer.Option("lstm-bahdanau", "--preset", help="lstm (no attention), lstm-bahdanau, lstm-luong, "
-                                                                 "bart-mini (transformer encoder-decoder)."),
-    valid: Optional[Path] = typer.Option(None, "--valid", help="Validation file with the same columns."),
-    valid_split: float = typer.Option(0.1, "--valid-split", help="Without --valid: fraction of pairs held out."),
-    units: str = typer.Option("subword", "--units", help="Text → ids: subword (BPE over Kiwi morphemes), "
-                                                         "morphemes, words or chars."),
-    tokenizer: Optional[Path] = typer.Option(None, "--tokenizer", help="A trained subword tokenizer folder to use."),
-    vocab_size: int = typer.Option(8000, "--vocab-size", help="Vocabulary built from the training pairs."),
-    max_source_length: int = typer.Option(64, "--max-source-length", help="Source tokens kept."),
-    max_target_length: int = typer.Option(64, "--max-target-length", help="Target tokens kept; most generated."),
-    teacher_forcing: float = typer.Option(1.0, "--teacher-forcing", help="Probability of feeding the gold "
-                                                                         "previous token in training."),
-    epochs: int = typer.Option(10, "--epochs", help="Passes over the training data."),
-    batch_size: int = typer.Option(64, "--batch-size", help="Pairs per batch."),
-    lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate (default: 2e-3; bart-mini 1e-3)."),
-    time_budget: str = typer.Option("0", "--time-budget", help="Stop after this long: 90s, 10m, 1h (0 = no limit)."),
-    eval_every: int = typer.Option(0, "--eval-every", help="Evaluate every N steps (0 = each epoch)."),
-    patience: int = typer.Option(0, "--patience", help="Stop after N evaluations without improvement (0 = off)."),
-    grad_accum: int = typer.Option(1, "--grad-accum", help="Batches per optimizer step."),
-    bf16: bool = typer.Option(False, "--bf16", help="bfloat16 autocast."),
-    seed: int = typer.Option(42, "--seed", help="Seed for weights, data order and the validation split."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="Torch CPU threads (0 = torch's default) "
-                                                               "[default: 1 for LSTM presets, which gain little "
-                                                               "from more; 0 for bart-mini]."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint."),
+    options: dict,
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
 ) -> None:
     """Train an LSTM encoder-decoder (optionally with attention) or, with --preset bart-mini, a
@@ -66,15 +41,7 @@ def seq2seq(
     """
     from malmoi.tasks import train
 
-    result = train(
-        task="seq2seq", data=data, source=source, target=target, out=out, preset=preset, valid=valid,
-        valid_split=valid_split, units=units, tokenizer=tokenizer, vocab_size=vocab_size,
-        max_source_length=max_source_length, max_target_length=max_target_length, teacher_forcing=teacher_forcing,
-        epochs=epochs, batch_size=batch_size, lr=lr, time_budget=time_budget, eval_every=eval_every,
-        patience=patience, grad_accum=grad_accum, bf16=bf16, seed=seed, num_threads=threads, resume=resume,
-        progress=not as_json,
-    )
-    print_result(result, as_json, summary_line)
+    print_result(train(task="seq2seq", **options, progress=not as_json), as_json, summary_line)
 
 
 def _check_beams(beams: int) -> None:

@@ -10,7 +10,7 @@ from typing import Optional
 import typer
 
 from malmoi.errors import MalmoiError
-from malmoi.cli import app, tokenizer_app
+from malmoi.cli.apps import app, tokenizer_app
 
 
 @dataclass

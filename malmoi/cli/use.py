@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 
 from malmoi.errors import MalmoiError
-from malmoi.cli import app
+from malmoi.cli.apps import app
 
 
 def _classifier(run: Path):

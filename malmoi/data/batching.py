@@ -53,7 +53,7 @@ class PadCollator:
 
     def __call__(self, items: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
         if not items:
-            raise MalmoiError("E101", "cannot collate an empty batch")
+            raise MalmoiError("E114", "cannot collate an empty batch")
         batch: dict[str, torch.Tensor] = {}
         for key in items[0]:
             values = [item[key] for item in items]
@@ -101,7 +101,7 @@ class MLMCollator:
         self._replacements = torch.tensor([i for i in range(self.vocab_size) if i not in specials], dtype=torch.long)
         self._specials = torch.tensor(sorted(specials), dtype=torch.long)
         if len(self._replacements) == 0:
-            raise MalmoiError("E201", "vocabulary has no ordinary tokens to draw replacements from")
+            raise MalmoiError("E442", "vocabulary has no ordinary tokens to draw replacements from")
 
     @classmethod
     def from_tokenizer(cls, tokenizer: Any, **kwargs: Any) -> "MLMCollator":
@@ -170,7 +170,7 @@ class BucketSampler:
         if batch_size <= 0:
             raise MalmoiError("E201", f"batch_size must be positive, got {batch_size}")
         if lengths is None and size is None:
-            raise MalmoiError("E201", "BucketSampler needs lengths or size")
+            raise MalmoiError("E205", "BucketSampler needs lengths or size")
         if not 0 <= rank < num_replicas:
             raise MalmoiError("E201", f"rank {rank} is outside 0..{num_replicas - 1}")
         self.lengths = np.asarray(lengths if lengths is not None else np.zeros(size, dtype=np.int64))

@@ -54,7 +54,7 @@ class ClassificationDataset(Dataset):
                  max_length: int = 128):
         _check_max_length("max_length", max_length)
         if label_ids is not None and len(label_ids) != len(texts):
-            raise MalmoiError("E103", f"{len(texts)} texts but {len(label_ids)} labels")
+            raise MalmoiError("E115", f"{len(texts)} texts but {len(label_ids)} labels")
         self.input_ids = encode_all(texts, tokenizer, max_length)
         self.labels = None if label_ids is None else [int(y) for y in label_ids]
         names = getattr(tokenizer, "model_input_names", ["input_ids", "attention_mask"])
@@ -90,7 +90,7 @@ class Seq2SeqDataset(Dataset):
                  encode_target: Encoder | None = None, max_source_length: int | None = 128,
                  max_target_length: int | None = 128, attention_mask: bool = True):
         if len(sources) != len(targets):
-            raise MalmoiError("E103", f"{len(sources)} sources but {len(targets)} targets")
+            raise MalmoiError("E115", f"{len(sources)} sources but {len(targets)} targets")
         self.sources = encode_all(sources, encode_source, max_source_length)
         self.targets = encode_all(targets, encode_target or encode_source, max_target_length)
         self.attention_mask = attention_mask
@@ -119,7 +119,7 @@ class LanguageModelDataset(Dataset):
         if eos_id is None:
             eos_id = getattr(tokenizer, "eos_token_id", None)
         if eos_id is None:
-            raise MalmoiError("E202", "LanguageModelDataset needs an eos_id (the tokenizer has none)")
+            raise MalmoiError("E471", "LanguageModelDataset needs an eos_id (the tokenizer has none)")
         stream: list[int] = []
         for ids in encode_all(texts, tokenizer, special_tokens=False):
             if bos_id is not None:

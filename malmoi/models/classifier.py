@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Iterator
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 from transformers.modeling_outputs import SequenceClassifierOutput
 
@@ -186,7 +186,9 @@ class EncoderClassifier(nn.Module):
         tensors = {"weight": self.head.weight.detach().contiguous(), "bias": self.head.bias.detach().contiguous()}
         meta = {"format": "malmoi.EncoderClassifier", "num_labels": str(self.num_labels),
                 "dropout": str(self.dropout.p)}
-        save_file(tensors, str(folder / HEAD_FILE), metadata=meta)
+        from malmoi.files import atomic_write_bytes, safetensors_bytes
+
+        atomic_write_bytes(folder / HEAD_FILE, safetensors_bytes(tensors, meta))
 
     @classmethod
     def load(cls, folder: str | os.PathLike) -> "EncoderClassifier":

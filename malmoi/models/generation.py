@@ -4,7 +4,7 @@ repetition penalty, per-row ``<eos>``, left-padded batches and streaming.
 Semantics follow ``transformers``' ``generate()``: the same logits processors in the same order,
 ``multinomial`` sampling (so a seed draws what ``torch.manual_seed(seed); model.generate()``
 draws), finished rows filled with the pad token, output = prompt + new tokens. GPT-2 models run
-on ``decoding.GPT2Decoder``, a lean loop over a preallocated cache whose logits equal the
+on ``gpt2_decoder.GPT2Decoder``, a lean loop over a preallocated cache whose logits equal the
 Hugging Face forward's bit for bit (an inference forward: no dropout, as in eval mode); beam
 search and every other model type (BART included) go to ``model.generate()``.
 

@@ -486,11 +486,12 @@ class LSTMSeq2Seq(nn.Module):
 
 # ----------------------------------------------------------------------------- presets
 
+
 def config_from_preset(name: str, **fields_: object) -> LSTMConfig:
     """The config of a preset; ``fields_`` supply the vocabulary size and ids, and may replace preset sizes."""
     from malmoi.models.presets import get_preset
 
     preset = get_preset(name)
     if preset.model_type != "lstm":
-        raise MalmoiError("E220", f"preset {name!r} is a {preset.model_type} model, not an LSTM seq2seq")
+        raise MalmoiError("E221", f"preset {name!r} is a {preset.model_type} model, not an LSTM seq2seq")
     return LSTMConfig(**{**preset.config, **fields_})

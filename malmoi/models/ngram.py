@@ -331,7 +331,7 @@ class NgramDataset:
 
     def __init__(self, featurizer, texts, label_ids=None):
         if label_ids is not None and len(label_ids) != len(texts):
-            raise MalmoiError("E103", f"{len(texts)} texts but {len(label_ids)} labels")
+            raise MalmoiError("E115", f"{len(texts)} texts but {len(label_ids)} labels")
         self.encoded = featurizer.encode(list(texts))
         self.labels = None if label_ids is None else [int(y) for y in label_ids]
         self.lengths = self.encoded.lengths.tolist()

@@ -159,9 +159,14 @@ def get_preset(name: str, task: str | None = None) -> Preset:
     return PRESETS[name]
 
 
-def presets_help(task: str) -> str:
-    """One line per preset of ``task``, for ``--help``."""
-    return "; ".join(f"{name}: {PRESETS[name].doc}" for name in presets_for(task))
+def presets_help(task: str, sep: str = "; ") -> str:
+    """One line per preset of ``task`` with the loop settings it was tuned with, for ``--help``,
+    joined by ``sep``."""
+    def line(p: Preset) -> str:
+        tuned = ", ".join(f"{k.replace('_', ' ')} {v:g}" for k, v in p.train.items())
+        return f"{p.name}: {p.doc}" + (f" ({tuned})" if tuned else "")
+
+    return sep.join(line(PRESETS[name]) for name in presets_for(task))
 
 
 def hf_config(name: str, *, vocab_size: int, pad_token_id: int | None = None, bos_token_id: int | None = None,

@@ -44,7 +44,7 @@ def answer_ids(row: Sequence[int], eos_id: int, pad_id: int) -> list[int]:
 
 def greedy_answers(model, input_ids, attention_mask, *, max_new_tokens: int) -> list[list[int]]:
     """Greedy answer ids (no decoder start, no eos) of a BART model for a padded batch: the
-    ``answer`` function of ``seq2seq.make_evaluate``."""
+    ``answer`` function of ``pairs.make_evaluate``."""
     cfg = unwrap(model).config
     sequences = unwrap(model).generate(input_ids=input_ids, attention_mask=attention_mask,
                                        max_new_tokens=max_new_tokens, num_beams=1, do_sample=False)

@@ -28,13 +28,13 @@ class ClassifyOptions(LoopOptions):
     """``malmoi train classify``: a text classifier from a labelled table."""
 
     data: str | os.PathLike
-    """Training file (CSV, TSV, JSONL)."""
+    """Training file (CSV, TSV or JSONL with a header)."""
     text: str
     """Column holding the text."""
     label: str
     """Column holding the label."""
     out: str | os.PathLike
-    """Run directory to create."""
+    """Run directory to create (refused if it exists, unless ``resume``)."""
     valid: str | os.PathLike | None = None
     """Validation file; without it ``valid_split`` of the training data is held out."""
     valid_split: float = 0.1
@@ -50,6 +50,9 @@ class ClassifyOptions(LoopOptions):
     """Size of the WordPiece vocabulary trained when no tokenizer is given."""
     max_length: int = 128
     """Tokens per text, longer texts are truncated."""
+    lr: float | None = None
+    """Peak learning rate; by default the preset's choice (n-gram presets), else 5e-4 from scratch and
+    5e-5 fine-tuning a ``pretrained`` encoder."""
     dropout: float | None = None
     """Dropout before the head; None follows the encoder's config."""
     model_overrides: dict[str, Any] = field(default_factory=dict)
@@ -214,7 +217,7 @@ class ClassifyTask:
         return model
 
     def _meta(self, opts: ClassifyOptions, data: ClassifyData) -> dict:
-        from malmoi import __version__
+        from malmoi.version import __version__
 
         return {
             "task": self.name,

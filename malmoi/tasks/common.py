@@ -36,13 +36,14 @@ class LoopOptions(TrainArgs):
     ``resume`` continues a run."""
 
     epochs: int | None = None
-    """Passes over the training data; None: the preset's choice, or with a ``time_budget`` as many as it allows."""
+    """Passes over the training data; by default the preset's choice (else 3), or with a ``time_budget``
+    as many as it allows."""
     batch_size: int | None = None
-    """Examples per batch; None: the preset's choice."""
+    """Examples per batch; by default the preset's choice (else 32)."""
     lr: float | None = None
-    """Peak learning rate; None: the preset's choice, else the task's ``default_lr()``."""
+    """Peak learning rate; by default the preset's choice, else the task's default (``default_lr()``)."""
     time_budget: float | str = 0.0
-    """Stop training after this long (``"10m"``, ``"90s"``, seconds); 0 means no limit."""
+    """Stop training after this long (``"90s"``, ``"10m"``, ``"1h"`` or seconds); 0 means no limit."""
     resume: bool = False
     """Continue the run in ``out`` from its last checkpoint."""
 

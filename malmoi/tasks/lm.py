@@ -37,7 +37,7 @@ class LMOptions(LoopOptions):
     data: str | os.PathLike
     """Text file (one document per line) or a table (CSV, TSV, JSONL) with ``column``."""
     out: str | os.PathLike
-    """Run directory to create."""
+    """Run directory to create (refused if it exists, unless ``resume``)."""
     column: str | None = None
     """Column holding the text when ``data`` is a table."""
     preset: str = "gpt-mini"
@@ -56,6 +56,8 @@ class LMOptions(LoopOptions):
     """Continued greedily after each evaluation (default: the first word of a held-out document)."""
     sample_tokens: int = 30
     """Tokens generated for the sample (0 = no sample)."""
+    lr: float | None = None
+    """Peak learning rate; by default the preset's choice, else 1e-3."""
     model_overrides: dict[str, Any] = field(default_factory=dict)
     """Preset config fields to replace (e.g. a tiny ``n_embd`` in tests)."""
 
@@ -139,7 +141,7 @@ class LMTask:
             return GPT2LMHeadModel(config)
 
     def meta(self, opts: LMOptions, train: Sequence[str], valid: Sequence[str], model) -> dict:
-        from malmoi import __version__
+        from malmoi.version import __version__
 
         return {
             "task": self.name,

@@ -43,7 +43,7 @@ class MLMOptions(LoopOptions):
     data: str | os.PathLike
     """Text file (one document per line) or a table (CSV, TSV, JSONL) with ``column``."""
     out: str | os.PathLike
-    """Run directory to create."""
+    """Run directory to create (refused if it exists, unless ``resume``)."""
     column: str | None = None
     """Column holding the text when ``data`` is a table."""
     preset: str = "bert-mini"
@@ -56,14 +56,16 @@ class MLMOptions(LoopOptions):
     """Train the WordPiece vocabulary over Kiwi morphemes (no piece crosses a morpheme boundary)."""
     max_length: int = 128
     """Tokens per block (documents longer than this are cut into several blocks)."""
-    pack: bool = True
-    """Pack several documents into each block; otherwise one (truncated) document per block."""
+    pack: bool = field(default=True, metadata={"flag": "--no-pack"})
+    """Pack several documents into each block; off (``--no-pack``), one truncated document per block."""
     valid_split: float = 0.02
-    """Fraction of the documents held out for validation."""
+    """Fraction of the documents held out for validation (at most ``max_valid``)."""
     max_valid: int = 2000
     """At most this many documents held out (keeps evaluation quick on big corpora)."""
     mlm_probability: float = 0.15
     """Fraction of the tokens the model must predict (of those: 80% [MASK], 10% random, 10% kept)."""
+    lr: float | None = None
+    """Peak learning rate; by default the preset's choice, else 5e-4."""
     model_overrides: dict[str, Any] = field(default_factory=dict)
     """Preset config fields to replace (e.g. a tiny ``hidden_size`` in tests)."""
 
@@ -146,7 +148,7 @@ class MLMTask:
         return model
 
     def meta(self, opts: MLMOptions, train: Sequence[str], valid: Sequence[str], model) -> dict:
-        from malmoi import __version__
+        from malmoi.version import __version__
 
         return {
             "task": self.name,

@@ -25,19 +25,19 @@ class Seq2SeqOptions(LoopOptions):
     """``malmoi train seq2seq``: an LSTM encoder-decoder from a table of (source, target) pairs."""
 
     data: str | os.PathLike
-    """Training file (CSV, TSV, JSONL)."""
+    """Training file (CSV, TSV or JSONL with a header)."""
     source: str
     """Column holding the input text (a question)."""
     target: str
     """Column holding the output text (an answer)."""
     out: str | os.PathLike
-    """Run directory to create."""
+    """Run directory to create (refused if it exists, unless ``resume``)."""
     valid: str | os.PathLike | None = None
     """Validation file; without it ``valid_split`` of the pairs is held out."""
     valid_split: float = 0.1
     """Fraction of the pairs held out for validation when there is no ``valid`` file."""
     preset: str = "lstm-bahdanau"
-    """LSTM preset: lstm (no attention), lstm-bahdanau, lstm-luong."""
+    """Model preset: an LSTM encoder-decoder (with or without attention) or a transformer (BART)."""
     units: str = "subword"
     """How text becomes ids: subword (BPE over morphemes), morphemes, words or chars."""
     tokenizer: str | os.PathLike | None = None
@@ -54,9 +54,9 @@ class Seq2SeqOptions(LoopOptions):
     """Validation questions answered in the log after each evaluation."""
     model_overrides: dict[str, Any] = field(default_factory=dict)
     """Preset fields to replace (e.g. ``hidden=32`` in tests)."""
-    num_threads: int | None = None
-    """Torch CPU threads; None: 1 for LSTM presets, torch's default (0) for transformers. An LSTM
-    decoder runs one small step at a time, which a second thread barely speeds up, while on a busy
+    num_threads: int | None = field(default=None, metadata={"flag": "--threads"})
+    """Torch CPU threads (0 = torch's default); by default 1 for LSTM presets and 0 for transformers: an
+    LSTM decoder runs one small step at a time, which a second thread barely speeds up, while on a busy
     machine spinning threads slowed LSTM training 20×."""
 
     def __post_init__(self) -> None:
@@ -190,7 +190,7 @@ class PairRun:
 
 def pair_meta(opts: Seq2SeqOptions, data: PairData, model, architecture: str, attention: str) -> dict:
     """malmoi.json of a fresh seq2seq run (``status: training`` until ``fit`` ends)."""
-    from malmoi import __version__
+    from malmoi.version import __version__
 
     return {
         "task": "seq2seq",

@@ -43,7 +43,7 @@ class SubwordCodec:
 
     def __init__(self, tokenizer):
         if tokenizer.bos_token_id is None or tokenizer.eos_token_id is None or tokenizer.pad_token_id is None:
-            raise MalmoiError("E240", "a seq2seq tokenizer needs pad, bos and eos tokens "
+            raise MalmoiError("E431", "a seq2seq tokenizer needs pad, bos and eos tokens "
                                       "(malmoi tokenizers use [PAD], [CLS], [SEP])")
         self.tokenizer = tokenizer
         self.pad_id, self.bos_id, self.eos_id = tokenizer.pad_token_id, tokenizer.bos_token_id, tokenizer.eos_token_id

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import json
 import os
+import unicodedata
 from pathlib import Path
 from typing import Sequence
 
@@ -83,11 +84,125 @@ def _backend(kind: str, morphemes: bool):
     return tok, trainer
 
 
-def _trainer(trainer_cls, kind: str, vocab_size: int, min_frequency: int, show_progress: bool):
-    common = dict(vocab_size=vocab_size, special_tokens=list(SPECIAL_TOKENS), show_progress=show_progress)
+def _trainer(trainer_cls, kind: str, vocab_size: int, min_frequency: int, show_progress: bool,
+             first: Sequence[str] = ()):
+    """``first``: tokens placed right after the special tokens, in this order (see ``_train_backend``)."""
+    common = dict(vocab_size=vocab_size, special_tokens=list(SPECIAL_TOKENS) + list(first),
+                  show_progress=show_progress)
     if kind == "unigram":
         return trainer_cls(unk_token="[UNK]", max_piece_length=16, **common)
     return trainer_cls(min_frequency=min_frequency, **common)
+
+
+# The same texts must give the same tokenizer in every process. The Rust trainers count words in a
+# hash map whose order is random in each process, and what that order decides is made canonical here:
+# * WordPiece numbers the characters in code point order but the continuation pieces (``##가``) after
+#   them in the order it meets the words, and merges of equal counts go to the pair of smaller ids,
+#   so each process merged a different choice of the ties. The trainer now gets the characters and
+#   then every continuation piece, each in code point order, as extra special tokens (ids right after
+#   the five specials, where it would put them itself), dropped from the added tokens after.
+# * BPE (no prefix) numbers its alphabet in code point order before any merge, so its ties already
+#   break the same way everywhere.
+# * Unigram sums its EM statistics in the map's order (scores differ in the last bits, up to ~1e-11)
+#   and gives the characters it must keep but had pruned the scores min + k · 0.0001 in that order.
+#   Those characters get the same scores in code point order, scores are rounded to 1e-5, and the
+#   pieces are ordered by (score, piece).
+
+_WHITE_SPACE = frozenset("\t\n\v\f\r \x85\xa0\u1680\u2028\u2029\u202f\u205f\u3000"
+                         + "".join(map(chr, range(0x2000, 0x200B))))
+"""Unicode White_Space, where the normaliser puts spaces and the WordPiece pre-tokenizer cuts."""
+UNIGRAM_DIGITS = 5
+"""Decimals a trained Unigram score keeps."""
+_UNIGRAM_PENALTY = 0.0001
+"""tokenizers' UnigramTrainer: the k-th character put back gets the model's lowest score + k times this."""
+
+
+def _word_cut(c: str, morphemes: bool) -> bool:
+    """Whether the WordPiece pre-tokenizer ends a word at ``c``: whitespace and with ``morphemes`` the
+    morpheme mark (removed), BERT punctuation (a word of its own: ASCII punctuation and category P*)."""
+    o = ord(c)
+    return (c in _WHITE_SPACE or (morphemes and c == MORPHEME_MARK) or 33 <= o <= 47 or 58 <= o <= 64
+            or 91 <= o <= 96 or 123 <= o <= 126 or unicodedata.category(c).startswith("P"))
+
+
+def _wordpiece_alphabet(texts: Sequence[str], morphemes: bool, chunk: int = 50000) -> tuple[list[str], list[str]]:
+    """(characters, ``"##" + c`` for every character ``c`` that follows another inside a word), each in
+    code point order: the pieces the WordPiece trainer starts from, words cut as it cuts them (NFC,
+    then whitespace and punctuation)."""
+    import numpy as np
+
+    cut: dict[int, bool] = {}
+    chars: set[int] = set()
+    inner: set[int] = set()
+    for start in range(0, len(texts), chunk):
+        text = "\n".join(unicodedata.normalize("NFC", t) for t in texts[start:start + chunk])
+        codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+        present = np.flatnonzero(np.bincount(codes)).tolist()
+        if not present:
+            continue
+        for c in present:
+            if c not in cut:
+                cut[c] = _word_cut(chr(c), morphemes)
+        chars.update(present)
+        is_cut = np.zeros(present[-1] + 1, dtype=bool)
+        is_cut[[c for c in present if cut[c]]] = True
+        in_word = ~is_cut[codes]
+        inner.update(np.flatnonzero(np.bincount(codes[1:][in_word[1:] & in_word[:-1]])).tolist())
+    removed = {c for c in chars if cut[c] and (chr(c) in _WHITE_SPACE or chr(c) == MORPHEME_MARK)}
+    return [chr(c) for c in sorted(chars - removed)], ["##" + chr(c) for c in sorted(inner)]
+
+
+def _canonical_unigram(model: dict) -> None:
+    """Make a trained Unigram model's vocabulary (``[[piece, score], …]``, specials first) independent
+    of the trainer's hash-map order: see the note above."""
+    specials, pieces = model["vocab"][:len(SPECIAL_TOKENS)], model["vocab"][len(SPECIAL_TOKENS):]
+    if not pieces:
+        return
+    low = min(score for _, score in pieces)
+    penalties, penalty = [], 0.0
+    for _ in pieces:  # the trainer's own float arithmetic
+        penalties.append(low + penalty)
+        penalty += _UNIGRAM_PENALTY
+
+    def put_back(piece: str, score: float) -> bool:
+        k = round((score - low) / _UNIGRAM_PENALTY)
+        return len(piece) == 1 and 0 <= k < len(penalties) and abs(score - penalties[k]) < 1e-7
+
+    scores = dict(pieces)
+    chars = sorted(piece for piece, score in pieces if put_back(piece, score))
+    scores.update(zip(chars, sorted((scores[c] for c in chars), reverse=True)))
+    ranked = sorted(((round(score, UNIGRAM_DIGITS), piece) for piece, score in scores.items()),
+                    key=lambda sp: (-sp[0], sp[1]))
+    model["vocab"] = specials + [[piece, score] for score, piece in ranked]
+
+
+def _train_backend(texts: Sequence[str], kind: str, vocab_size: int, morphemes: bool, min_frequency: int,
+                   show_progress: bool):
+    """A trained `tokenizers.Tokenizer` (no post-processor yet), the same in every process."""
+    from tokenizers import Tokenizer
+
+    alphabet, continuations = _wordpiece_alphabet(texts, morphemes) if kind == "wordpiece" else ([], [])
+    for _ in range(2):
+        first = alphabet + continuations
+        tok, trainer_cls = _backend(kind, morphemes)
+        trainer = _trainer(trainer_cls, kind, vocab_size, min_frequency, show_progress, first)
+        tok.train_from_iterator(texts, trainer=trainer, length=len(texts))
+        if kind != "wordpiece":
+            break
+        # A continuation the scan missed (a character Rust classifies differently) got a random id: again.
+        missed = {t for t in tok.get_vocab() if len(t) == 3 and t.startswith("##")} - set(continuations)
+        if not missed:
+            break
+        continuations = sorted(set(continuations) | missed)
+    if kind == "bpe":
+        return tok
+    data = json.loads(tok.to_str())
+    if first:
+        dropped = set(first)
+        data["added_tokens"] = [t for t in data["added_tokens"] if t["content"] not in dropped]
+    if kind == "unigram":
+        _canonical_unigram(data["model"])
+    return Tokenizer.from_str(json.dumps(data, ensure_ascii=False))
 
 
 def _post_processor(tok):
@@ -126,6 +241,7 @@ def train_tokenizer(
     ``MorphemeTokenizerFast`` that cuts at encode time too (see the module doc for spacing).
     ``out`` saves the folder atomically (an existing one is replaced). ``min_frequency`` applies
     to WordPiece and BPE merges; ``model_max_length`` is what ``truncation=True`` cuts to.
+    The same texts and settings give the same files in every process (``_train_backend``).
 
     >>> tok = train_tokenizer(["나는 너를 좋아해"] * 4, kind="bpe", vocab_size=60)
     >>> tok.decode(tok("나는 너를 좋아해")["input_ids"], skip_special_tokens=True)
@@ -135,9 +251,7 @@ def train_tokenizer(
     _check_args(texts, kind, vocab_size)
     if morphemes:
         texts = mark_morpheme_boundaries(texts, show_progress=show_progress)
-    tok, trainer_cls = _backend(kind, morphemes)
-    trainer = _trainer(trainer_cls, kind, vocab_size, min_frequency, show_progress)
-    tok.train_from_iterator(texts, trainer=trainer, length=len(texts))
+    tok = _train_backend(texts, kind, vocab_size, morphemes, min_frequency, show_progress)
     tok.post_processor = _post_processor(tok)
 
     cls = MorphemeTokenizerFast if morphemes else PreTrainedTokenizerFast

@@ -36,7 +36,7 @@ class TrainArgs:
     time_budget: float = 0.0
     """Seconds of wall time for this invocation of fit; stop cleanly, evaluate and save (0 = none)."""
     seed: int = 42
-    """Seeds the data order, dropout and masking; the same seed gives the same run."""
+    """Seeds the weights, the data order, dropout, masking and validation splits; the same seed gives the same run."""
     log_every: int = 50
     """Log the training loss every this many optimizer steps."""
     max_steps: int = 0
@@ -84,7 +84,7 @@ def parse_duration(text: str | float | int) -> float:
         s = text.strip().lower()
         parts = re.findall(r"(\d+(?:\.\d+)?)\s*([hms]?)", s)
         if not s or not parts or re.sub(r"(\d+(?:\.\d+)?)\s*([hms]?)", "", s).strip():
-            raise MalmoiError("E201", f"cannot read the duration {text!r}; use e.g. 90s, 10m, 1.5h")
+            raise MalmoiError("E203", f"cannot read the duration {text!r}; use e.g. 90s, 10m, 1.5h")
         seconds = sum(float(n) * {"h": 3600, "m": 60, "s": 1, "": 1}[u] for n, u in parts)
     if seconds < 0:
         raise MalmoiError("E201", f"a duration cannot be negative: {text!r}")

@@ -183,9 +183,9 @@ def fit(
     from malmoi.data.batching import PadCollator
 
     if len(train_dataset) == 0:
-        raise MalmoiError("E101", "the training data is empty")
+        raise MalmoiError("E113", "the training data is empty")
     if lengths is not None and len(lengths) != len(train_dataset):
-        raise MalmoiError("E201", f"{len(lengths)} lengths for {len(train_dataset)} training examples")
+        raise MalmoiError("E115", f"{len(lengths)} lengths for {len(train_dataset)} training examples")
     threads = torch.get_num_threads()
     try:
         loop = _Loop(model, train_dataset, valid_dataset, args, Path(out), collate or PadCollator(),
@@ -318,7 +318,7 @@ class _Loop:
         finally:
             self.raw.train(was_training)
         if self.metric not in metrics:
-            raise MalmoiError("E201", f"evaluate returned {sorted(metrics)}, without the monitored "
+            raise MalmoiError("E204", f"evaluate returned {sorted(metrics)}, without the monitored "
                                       f"metric {self.metric!r}")
         return metrics
 

@@ -74,7 +74,7 @@ def load(run: str | os.PathLike):
     key = next((k for k in (meta.get("architecture"), meta.get("task")) if k in LOADERS), None)
     if key is None:
         kind = meta.get("architecture") or meta.get("task")
-        raise MalmoiError("E230", f"{run} holds a {kind!r} model, which this version cannot load "
+        raise MalmoiError("E413", f"{run} holds a {kind!r} model, which this version cannot load "
                                   f"(it loads: {', '.join(LOADERS)})")
     loaded = LOADERS[key].from_run(run)
     loaded.meta = meta

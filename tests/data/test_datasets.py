@@ -99,7 +99,7 @@ def test_classification_batches_through_the_collator(tokenizer):
 
 
 @pytest.mark.parametrize("texts, labels, max_length, code", [
-    (["응"], [0], 0, "E202"), (["응"], [0], -3, "E202"), (["응", "응"], [0], 8, "E103"),
+    (["응"], [0], 0, "E202"), (["응"], [0], -3, "E202"), (["응", "응"], [0], 8, "E115"),
 ])
 def test_classification_bad_input(tokenizer, texts, labels, max_length, code):
     with pytest.raises(MalmoiError) as err:
@@ -132,7 +132,7 @@ def test_seq2seq_with_callables_keeps_eos_when_truncating():
 def test_seq2seq_mismatched_pairs(tokenizer):
     with pytest.raises(MalmoiError) as err:
         Seq2SeqDataset(["응"], [], tokenizer)
-    assert err.value.code == "E103"
+    assert err.value.code == "E115"
 
 
 def test_language_model_packs_documents_with_eos(tokenizer):

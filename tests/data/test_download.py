@@ -13,7 +13,6 @@ import time
 
 import pytest
 
-from malmoi.cli import main
 from malmoi.data import download as dl
 from malmoi.data.download import CORPORA, Corpus, RemoteFile, check, digests, download
 from malmoi.errors import MalmoiError
@@ -320,47 +319,39 @@ def test_target_that_is_a_file(tmp_path, published):
 
 # ---------------------------------------------------------------- command line
 
-def run_cli(argv, capsys) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as e:
-        main(argv)
-        raise SystemExit(0)
-    out = capsys.readouterr()
-    return e.value.code, out.out, out.err
-
-
 @pytest.mark.parametrize("argv, code", [
     (["data", "download", "kowiki"], "E240"),
     (["data", "download", "nsmc", "--base", "gopher://x"], "E243"),
 ])
-def test_cli_errors_exit_2_with_one_line(argv, code, capsys, tmp_path):
-    status, out, err = run_cli(argv + ["--to", str(tmp_path / "d")], capsys)
+def test_cli_errors_exit_2_with_one_line(argv, code, cli, tmp_path):
+    status, out, err = cli(*argv + ["--to", str(tmp_path / "d")])
     assert status == 2 and out == ""
     assert err.count("\n") == 1 and err.startswith("error: ") and code in err
 
 
-def test_cli_offline_is_one_line(capsys, tmp_path, dead_base):
-    status, _, err = run_cli(["data", "download", "chatbot", "--to", str(tmp_path / "d"), "--base", dead_base,
-                              "--timeout", "2"], capsys)
+def test_cli_offline_is_one_line(cli, tmp_path, dead_base):
+    status, _, err = cli(*["data", "download", "chatbot", "--to", str(tmp_path / "d"), "--base", dead_base,
+                              "--timeout", "2"])
     assert status == 2 and err.count("\n") == 1
     assert "E501" in err and f"{dead_base}/songys/Chatbot_data/master/ChatbotData.csv" in err
 
 
-def test_cli_downloads_and_reports(published, tmp_path, capsys, monkeypatch):
+def test_cli_downloads_and_reports(published, tmp_path, cli, monkeypatch):
     base, _, _ = published
     monkeypatch.setitem(CORPORA, "tiny", tiny_catalogue()["tiny"])
     to = tmp_path / "got"
-    status, out, _ = run_cli(["data", "download", "tiny", "--to", str(to), "--base", base, "--json"], capsys)
+    status, out, _ = cli("data", "download", "tiny", "--to", to, "--base", base, "--json")
     assert status == 0
     report = json.loads(out)
     assert [(f["name"], f["status"]) for f in report["files"]] == [("ratings.txt", "downloaded"),
                                                                    ("chat.csv", "downloaded")]
     assert report["files"][1]["path"] == str(to / "chat.csv")
-    status, out, _ = run_cli(["data", "download", "tiny", "--to", str(to), "--base", base], capsys)
+    status, out, _ = cli("data", "download", "tiny", "--to", to, "--base", base)
     assert status == 0 and out.count("present") == 2 and "licence: CC0" in out
 
 
-def test_cli_lists_the_bundled_samples(capsys):
-    status, out, _ = run_cli(["data", "samples", "--json"], capsys)
+def test_cli_lists_the_bundled_samples(cli):
+    status, out, _ = cli("data", "samples", "--json")
     paths = json.loads(out)
     assert status == 0 and set(paths) == {"reviews", "chatbot", "corpus"}
     assert paths["reviews"].endswith("reviews.tsv")

@@ -9,16 +9,9 @@ from malmoi.errors import MalmoiError
 from malmoi.models.classifier import HEAD_FILE, EncoderClassifier
 from malmoi.models.presets import PRESETS, get_preset, hf_config
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small models run fastest on one thread, and a shared machine makes two threads crawl."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def tiny(num_labels: int = 3, vocab_size: int = 60) -> EncoderClassifier:

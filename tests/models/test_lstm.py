@@ -7,19 +7,11 @@ import torch
 from malmoi.errors import MalmoiError
 from malmoi.models.lstm import ATTENTION_KINDS, LSTMConfig, LSTMSeq2Seq
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 PAD, BOS, EOS, FIRST = 0, 2, 3, 4
 VOCAB = 12  # ids 4..11 are the copyable symbols
 ATTENDING = [k for k in ATTENTION_KINDS if k != "none"]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny step-by-step LSTMs gain nothing from a second thread, and on a busy shared CPU
-    spinning intra-op threads make them many times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def tiny(attention: str = "bahdanau", **kw) -> LSTMSeq2Seq:
