@@ -54,9 +54,9 @@ def print_generations(generator, texts: Sequence[str], *, beams: int = 1, max_ne
                                       repetition_penalty=repetition_penalty, seed=seed).items() if v is not None}
     if greedy:
         sampling["greedy"] = True
-    if (sampling or stream) and not hasattr(generator, "stream"):
-        raise MalmoiError("E275", "this run generates greedily or with --beams only; sampling options, --seed, "
-                                  "--repetition-penalty and --stream need a language-model run")
+    if sampling and not getattr(generator, "samples", False):
+        raise MalmoiError("E275", "this run answers greedily or with --beams only; sampling options, --seed and "
+                                  "--repetition-penalty need a transformer or language-model run")
     prefix = getattr(generator, "continues_prompt", False)
     if stream:
         if as_json:
@@ -70,7 +70,8 @@ def print_generations(generator, texts: Sequence[str], *, beams: int = 1, max_ne
         return
     answers = generator.generate(texts, beams=beams, max_new_tokens=max_new_tokens, **sampling)
     if as_json:
-        print(json.dumps([a.__dict__ for a in answers], ensure_ascii=False))
+        # matched / similarity exist for retrieved answers only
+        print(json.dumps([{k: v for k, v in a.__dict__.items() if v is not None} for a in answers], ensure_ascii=False))
         return
     for a in answers:
         if prefix:

@@ -1,5 +1,6 @@
 """The seq2seq task (``malmoi train seq2seq``): source → target text, with the from-scratch LSTM
-encoder-decoder or, for a transformer preset, BART (``tasks.bart``).
+encoder-decoder, BART for a transformer preset (``tasks.bart``), or the nearest training
+question's answer (``tasks.retrieval``).
 
 seq2seq
     file → ``read_pairs`` → train/validation split → text codec (``text.codecs``) →
@@ -20,6 +21,7 @@ from malmoi.runs import read_meta
 from malmoi.tasks.bart import BartFamily
 from malmoi.tasks.common import Say, TrainResult, stderr_say
 from malmoi.tasks.pairs import PairData, Seq2SeqOptions, fit_pairs, pair_meta, prepare_pair_run, read_pair_data
+from malmoi.tasks.retrieval import RetrievalFamily
 
 ARCHITECTURE = "lstm-seq2seq"
 
@@ -60,7 +62,7 @@ class LSTMSeq2SeqFamily:
         return fit_pairs(run, say, started, describe=describe, save_model=lambda model, folder: model.save(folder))
 
 
-FAMILIES = {"lstm": LSTMSeq2SeqFamily, "bart": BartFamily}
+FAMILIES = {"lstm": LSTMSeq2SeqFamily, "bart": BartFamily, "retrieval": RetrievalFamily}
 """A seq2seq preset's ``model_type`` (``models.presets``) → the family that trains it."""
 
 

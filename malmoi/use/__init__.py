@@ -5,6 +5,7 @@
 | task ``classify``                     | ``TextClassifier`` | ``predict``, ``predict_proba``, ``evaluate`` |
 | architecture ``lstm-seq2seq``         | ``Seq2SeqGenerator`` | ``generate``, ``stream``, ``reply``, ``attention`` |
 | architecture ``bart-seq2seq``         | ``BartGenerator``  | ``generate``, ``stream``, ``reply``, ``attention`` |
+| architecture ``retrieval``            | ``RetrievalGenerator`` | ``generate``, ``stream``, ``reply``    |
 | task ``lm``                           | ``LMGenerator``    | ``generate``, ``stream``, ``reply``        |
 | task ``mlm``                          | ``MaskFiller``     | ``fill``                                   |
 
@@ -31,21 +32,23 @@ from malmoi.use.heatmap import save_attention_png
 from malmoi.use.lm import LMGenerator
 from malmoi.use.mask_filler import MaskFiller
 from malmoi.use.results import Answer, AttentionMap, Evaluation, Filling, Misclassified, Prediction
+from malmoi.use.retrieval import RetrievalGenerator
 from malmoi.use.seq2seq import Seq2SeqGenerator
 
 __all__ = ["load", "load_generator", "save_attention_png", "TextGenerator", "TextClassifier", "Seq2SeqGenerator",
-           "BartGenerator", "LMGenerator", "MaskFiller", "Answer", "AttentionMap", "Evaluation", "Filling",
+           "BartGenerator", "RetrievalGenerator", "LMGenerator", "MaskFiller", "Answer", "AttentionMap", "Evaluation", "Filling",
            "Misclassified", "Prediction"]
 
 LOADERS = {
     "classify": TextClassifier,
     "lstm-seq2seq": Seq2SeqGenerator,
     "bart-seq2seq": BartGenerator,
+    "retrieval": RetrievalGenerator,
     "lm": LMGenerator,
     "mlm": MaskFiller,
 }
 """A run's ``architecture`` (or, failing it, its ``task``) → the class whose ``from_run(run)`` loads it."""
-GENERATORS = (Seq2SeqGenerator, BartGenerator, LMGenerator)
+GENERATORS = (Seq2SeqGenerator, BartGenerator, RetrievalGenerator, LMGenerator)
 
 
 @runtime_checkable
@@ -55,6 +58,8 @@ class TextGenerator(Protocol):
 
     continues_prompt: bool
     """Whether an answer continues its input (GPT) rather than replying to it (seq2seq)."""
+    samples: bool
+    """Whether ``generate`` and ``stream`` take sampling options (``top_k``, ``top_p``, ``temperature`` …)."""
 
     def generate(self, texts: str | Sequence[str], *, beams: int = 1,
                  max_new_tokens: int | None = None) -> list[Answer]:

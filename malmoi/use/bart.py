@@ -23,6 +23,8 @@ class BartGenerator:
 
     continues_prompt: ClassVar[bool] = False
     """Answers are new texts, not continuations of the input (``malmoi generate`` prints them alone)."""
+    samples: ClassVar[bool] = True
+    """Takes sampling options (``top_k``, ``top_p``, ``temperature`` …)."""
 
     def __init__(self, model, codec, max_source_length: int, max_target_length: int,
                  run: Path | None = None):

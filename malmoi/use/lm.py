@@ -19,6 +19,8 @@ class LMGenerator:
     DEFAULT_NEW_TOKENS: ClassVar[int] = 50
     continues_prompt: ClassVar[bool] = True
     """Its answers continue the input text (``malmoi generate`` prints the prompt in front)."""
+    samples: ClassVar[bool] = True
+    """Takes sampling options (``top_k``, ``top_p``, ``temperature`` …)."""
 
     def __init__(self, model, tokenizer, run: Path | None = None):
         self.model, self.tokenizer, self.run = model.eval(), tokenizer, run

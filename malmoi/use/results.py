@@ -59,7 +59,12 @@ class Answer:
     tokens: list[str]
     """The generated tokens as the model's vocabulary spells them."""
     score: float
-    """Log-probability of the tokens (length-normalised under beam search)."""
+    """Log-probability of the tokens (length-normalised under beam search); for a retrieved answer
+    its question's cosine similarity."""
+    matched: str | None = None
+    """A retrieved answer: the training question it answered."""
+    similarity: float | None = None
+    """A retrieved answer: the cosine similarity of that question to the input (0 … 1)."""
 
 
 @dataclass

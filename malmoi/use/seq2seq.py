@@ -13,14 +13,14 @@ from malmoi.text.codecs import load_codec
 from malmoi.use.results import Answer, AttentionMap
 
 
-def trained_run_meta(run: Path, architecture: str) -> dict:
-    """malmoi.json of ``run``, refused unless it holds a trained ``architecture`` model (every
-    family writes ``config.json`` and ``model.safetensors``)."""
+def trained_run_meta(run: Path, architecture: str, files: Sequence[str] = ("config.json", "model.safetensors")) -> dict:
+    """malmoi.json of ``run``, refused unless it holds a trained ``architecture`` model (the neural
+    families write ``config.json`` and ``model.safetensors``; others name their own ``files``)."""
     meta = read_meta(run)
     if meta.get("architecture") != architecture:
         raise MalmoiError("E426", f"{run} holds a {meta.get('architecture') or meta.get('task')!r} model, "
                                   f"not {architecture}")
-    if not (run / "config.json").is_file() or not (run / "model.safetensors").is_file():
+    if not all((run / name).is_file() for name in files):
         raise MalmoiError("E427", f"{run} has no trained model yet (training did not finish; use --resume)")
     return meta
 
@@ -52,6 +52,8 @@ class Seq2SeqGenerator:
 
     continues_prompt: ClassVar[bool] = False
     """Answers are new texts, not continuations of the input (``malmoi generate`` prints them alone)."""
+    samples: ClassVar[bool] = False
+    """Greedy or beam search only: no sampling options."""
 
     def __init__(self, model, codec, run: Path | None = None):
         self.model = model.eval()
