@@ -57,6 +57,8 @@ def print_generations(generator, texts: Sequence[str], *, beams: int = 1, max_ne
     if sampling and not getattr(generator, "samples", False):
         raise MalmoiError("E275", "this run answers greedily or with --beams only; sampling options, --seed and "
                                   "--repetition-penalty need a transformer or language-model run")
+    if stream and not hasattr(generator, "stream"):
+        raise MalmoiError("E275", "this generator cannot --stream")
     prefix = getattr(generator, "continues_prompt", False)
     if stream:
         if as_json:
