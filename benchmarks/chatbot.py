@@ -66,12 +66,16 @@ def main() -> None:
     split = read_pair_data(Seq2SeqOptions(data=args.data, source="Q", target="A", out="-", seed=args.seed),
                            lambda _: None)
     questions, references = split.valid_sources, split.valid_targets
-    answers = {"most frequent answer": [Counter(split.train_targets).most_common(1)[0][0]] * len(questions)}
-    started = time.perf_counter()
-    answers["TF-IDF char 1-3 (sklearn)"] = tfidf_baseline(split.train_sources, split.train_targets, questions)
-    rows = {name: {**answer_stats(hyp, references), "steps_per_s": None,
-                   "seconds": round(time.perf_counter() - started, 1) if "TF-IDF" in name else 0.0}
-            for name, hyp in answers.items()}
+    baselines = {
+        "most frequent answer": lambda: [Counter(split.train_targets).most_common(1)[0][0]] * len(questions),
+        "TF-IDF char 1-3 (sklearn)": lambda: tfidf_baseline(split.train_sources, split.train_targets, questions),
+    }
+    answers, rows = {}, {}
+    for name, answer in baselines.items():
+        started = time.perf_counter()
+        answers[name] = answer()
+        rows[name] = {**answer_stats(answers[name], references), "steps_per_s": None,
+                      "seconds": round(time.perf_counter() - started, 1)}
     with tempfile.TemporaryDirectory() as tmp:
         for preset in args.presets.split(","):
             started = time.perf_counter()

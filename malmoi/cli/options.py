@@ -74,22 +74,15 @@ def _own_field_docs(cls: type) -> dict[str, str]:
     return docs
 
 
-def _class_statement(cls: type) -> ast.ClassDef | None:
-    """The ``class`` statement of ``cls`` in its module's source. A top-level class is parsed from its
-    own lines only: every command line starts by reading the options classes, and their modules
-    are several times longer."""
-    path = sys.modules[cls.__module__].__file__
+@lru_cache(maxsize=None)
+def _module_ast(path: str) -> ast.Module:
     with open(path, encoding="utf-8") as f:
-        source = f.read()
-    if "." not in cls.__qualname__:
-        block = re.search(rf"^class {cls.__name__}\b.*?(?=^[^\s#)]|\Z)", source, re.M | re.S)
-        try:
-            statement = ast.parse(block[0]).body[0] if block else None
-        except SyntaxError:
-            statement = None
-        if isinstance(statement, ast.ClassDef):
-            return statement
-    node: Any = ast.parse(source, path)
+        return ast.parse(f.read(), path)
+
+
+def _class_statement(cls: type) -> ast.ClassDef | None:
+    """The ``class`` statement of ``cls`` in its module's source (each module parsed once)."""
+    node: Any = _module_ast(sys.modules[cls.__module__].__file__)
     for name in cls.__qualname__.split("."):
         node = next((n for n in node.body if isinstance(n, ast.ClassDef) and n.name == name), None)
         if node is None:

@@ -26,6 +26,7 @@ from torch import nn
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from malmoi.errors import MalmoiError
+from malmoi.files import atomic_write_bytes, safetensors_bytes
 from malmoi.models.presets import hf_config
 
 HEAD_FILE = "head.safetensors"
@@ -186,8 +187,6 @@ class EncoderClassifier(nn.Module):
         tensors = {"weight": self.head.weight.detach().contiguous(), "bias": self.head.bias.detach().contiguous()}
         meta = {"format": "malmoi.EncoderClassifier", "num_labels": str(self.num_labels),
                 "dropout": str(self.dropout.p)}
-        from malmoi.files import atomic_write_bytes, safetensors_bytes
-
         atomic_write_bytes(folder / HEAD_FILE, safetensors_bytes(tensors, meta))
 
     @classmethod

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from malmoi.errors import MalmoiError
+from malmoi.files import atomic_write_json
 
 ATTENTION_KINDS = ("none", "bahdanau", "luong-dot", "luong-general")
 ARCHITECTURE = "lstm-seq2seq"
@@ -456,8 +457,6 @@ class LSTMSeq2Seq(nn.Module):
 
     def save(self, folder: str | Path) -> None:
         from safetensors.torch import save_model
-
-        from malmoi.files import atomic_write_json
 
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)

@@ -45,6 +45,7 @@ from torch.nn import functional as F
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from malmoi.errors import MalmoiError
+from malmoi.files import atomic_write_json
 
 CONFIG_FILE = "ngram_model.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -293,8 +294,6 @@ class NgramClassifier(nn.Module):
 
     def save(self, folder: str | os.PathLike) -> None:
         """Weights as ``model.safetensors`` and sizes as ``ngram_model.json`` in ``folder``."""
-        from malmoi.files import atomic_write_json
-
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         tensors = {k: v.detach().contiguous() for k, v in self.state_dict().items()}

@@ -19,6 +19,7 @@ from typing import Sequence
 import numpy as np
 
 from malmoi.errors import MalmoiError
+from malmoi.files import atomic_write_bytes, atomic_write_json
 
 WEIGHTS_FILE = "retrieval.safetensors"
 TEXTS_FILE = "retrieval.json"
@@ -35,19 +36,23 @@ class Hits:
     """(N, k) their cosine similarities (0 … 1)."""
 
 
-def _weights(encoded, idf: np.ndarray, sublinear: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(indptr, ids, weights) of L2-normalised TF-IDF rows: each row's distinct n-grams with
-    (1 + ln tf) · idf (or tf · idf), sorted by id."""
+def _term_counts(encoded, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(rows, ids, counts): each row's distinct n-gram ids (below ``width``), sorted, with their counts."""
     rows = np.repeat(np.arange(len(encoded)), encoded.lengths)
-    key = rows * (len(idf) + 1) + encoded.ids
-    unique, counts = np.unique(key, return_counts=True)
-    rows, ids = unique // (len(idf) + 1), unique % (len(idf) + 1)
+    unique, counts = np.unique(rows * width + encoded.ids, return_counts=True)
+    return unique // width, unique % width, counts
+
+
+def _weights(terms, idf: np.ndarray, n: int, sublinear: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(indptr, ids, weights) of the ``n`` rows of ``terms`` as L2-normalised TF-IDF: each distinct
+    n-gram with (1 + ln tf) · idf (or tf · idf)."""
+    rows, ids, counts = terms
     tf = 1.0 + np.log(counts) if sublinear else counts.astype(np.float64)
     weights = tf * idf[ids]
-    norms = np.sqrt(np.bincount(rows, weights=weights ** 2, minlength=len(encoded)))
+    norms = np.sqrt(np.bincount(rows, weights=weights ** 2, minlength=n))
     weights = weights / np.maximum(norms[rows], 1e-12)
-    indptr = np.zeros(len(encoded) + 1, dtype=np.int64)
-    np.cumsum(np.bincount(rows, minlength=len(encoded)), out=indptr[1:])
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
     return indptr, ids.astype(np.int64), weights.astype(np.float32)
 
 
@@ -75,15 +80,14 @@ class RetrievalIndex:
             raise MalmoiError("E113", "the training data is empty")
         if len(questions) != len(answers):
             raise MalmoiError("E115", f"{len(questions)} questions but {len(answers)} answers")
-        encoded = featurizer.encode(list(questions))
-        rows = np.repeat(np.arange(len(encoded)), encoded.lengths)
-        pairs = np.unique(rows * (len(featurizer) + 1) + encoded.ids)
-        df = np.bincount(pairs % (len(featurizer) + 1), minlength=len(featurizer))
+        terms = _term_counts(featurizer.encode(list(questions)), len(featurizer))
+        df = np.bincount(terms[1], minlength=len(featurizer))
         idf = (np.log((1 + len(questions)) / (1 + df)) + 1.0).astype(np.float32)  # as saved
         # n-grams no training question holds: the rarest weight, so that they count in a query's norm
         # (its similarity to a question shares the query's unseen part) without changing the ranking
         idf[df == 0] = np.log(1 + len(questions)) + 1.0
-        return cls(featurizer, questions, answers, idf, *_weights(encoded, idf, sublinear), sublinear=sublinear)
+        return cls(featurizer, questions, answers, idf, *_weights(terms, idf, len(questions), sublinear),
+                   sublinear=sublinear)
 
     def __len__(self) -> int:
         return len(self.questions)
@@ -102,21 +106,20 @@ class RetrievalIndex:
 
     def _scores(self, texts: Sequence[str]) -> np.ndarray:
         """(len(texts), len(self)) cosine similarities, through the inverted lists."""
-        q_indptr, q_ids, q_weights = _weights(self.featurizer.encode(list(texts)), self.idf, self.sublinear)
+        terms = _term_counts(self.featurizer.encode(list(texts)), len(self.idf))
+        q_indptr, q_ids, q_weights = _weights(terms, self.idf, len(texts), self.sublinear)
         begin, end = self.starts[q_ids], self.starts[q_ids + 1]
         counts = end - begin
         query = np.repeat(np.repeat(np.arange(len(texts)), np.diff(q_indptr)), counts)
         offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
         postings = np.repeat(begin, counts) + offsets
         contributions = np.repeat(q_weights, counts) * self.post_weights[postings]
-        scores = np.zeros(len(texts) * len(self), dtype=np.float64)
-        np.add.at(scores, query * len(self) + self.post_rows[postings], contributions)
+        scores = np.bincount(query * len(self) + self.post_rows[postings], weights=contributions,
+                             minlength=len(texts) * len(self))
         return scores.reshape(len(texts), len(self))
 
     def save(self, folder: str | os.PathLike) -> None:
         from safetensors.numpy import save
-
-        from malmoi.files import atomic_write_bytes, atomic_write_json
 
         folder = Path(folder)
         self.featurizer.save_pretrained(folder)

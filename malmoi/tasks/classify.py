@@ -71,25 +71,16 @@ class ClassifyOptions(LoopOptions):
     def default_lr(self) -> float:
         return self.LR_PRETRAINED if self.pretrained else self.LR_SCRATCH
 
-    def _default_preset(self) -> str:
-        return self.DEFAULT_TRANSFORMER if self.tokenizer is not None else self.DEFAULT_PRESET
-
-    def tuned(self) -> dict:
-        """Loop settings the preset was tuned with (n-gram presets); unknown presets fail later, clearly."""
-        from malmoi.models.presets import PRESETS, preset_training
-
-        name = self.preset or (None if self.pretrained else self._default_preset())
-        return preset_training(name) if name in PRESETS else {}
-
     def __post_init__(self) -> None:
-        super().__post_init__()
         if self.preset and self.pretrained:
             raise MalmoiError("E228", "give either --preset or --pretrained, not both")
-        if not self.pretrained:
-            self.preset = self.preset or self._default_preset()
+        if not self.pretrained:  # the preset first: its tuned loop settings fill what is left out
             from malmoi.models.presets import get_preset
 
+            default = self.DEFAULT_TRANSFORMER if self.tokenizer is not None else self.DEFAULT_PRESET
+            self.preset = self.preset or default
             get_preset(self.preset)
+        super().__post_init__()
         if not 0 < self.max_length <= self.MAX_LENGTH_LIMIT:
             raise MalmoiError("E222", f"--max-length must be between 1 and {self.MAX_LENGTH_LIMIT}, got {self.max_length}")
         if self.valid is None and not 0 < self.valid_split < 1:

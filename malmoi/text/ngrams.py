@@ -35,6 +35,7 @@ from typing import NamedTuple, Sequence
 import numpy as np
 
 from malmoi.errors import MalmoiError
+from malmoi.files import atomic_write_json
 
 CONFIG_FILE = "ngrams.json"
 FORMAT = "malmoi.NgramFeaturizer"
@@ -431,8 +432,6 @@ class NgramFeaturizer:
 
     def save_pretrained(self, folder: str | os.PathLike) -> None:
         """Write ``ngrams.json`` into ``folder``."""
-        from malmoi.files import atomic_write_json
-
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         atomic_write_json(folder / CONFIG_FILE, {"format": FORMAT, **self.config.to_dict()})

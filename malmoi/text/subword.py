@@ -45,6 +45,7 @@ from typing import Sequence
 from transformers import PreTrainedTokenizerFast
 
 from malmoi.errors import MalmoiError
+from malmoi.files import atomic_dir, atomic_write_json
 from malmoi.text.words import MORPHEME_MARK, mark_morpheme_boundaries
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -266,8 +267,6 @@ def train_tokenizer(
         malmoi_morphemes=morphemes,
     )
     if out is not None:
-        from malmoi.files import atomic_dir
-
         with atomic_dir(out) as tmp:
             fast.save_pretrained(tmp)
     return fast
@@ -309,8 +308,6 @@ class MorphemeTokenizerFast(PreTrainedTokenizerFast):
         config = json.loads(config_file.read_text(encoding="utf-8"))
         config["tokenizer_class"] = "TokenizersBackend"
         config["malmoi_morphemes"] = True
-        from malmoi.files import atomic_write_json
-
         atomic_write_json(config_file, config)
         return files
 

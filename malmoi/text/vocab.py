@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Sequence
 
 from malmoi.errors import MalmoiError
+from malmoi.files import atomic_write_json
 
 if TYPE_CHECKING:
     import torch
@@ -115,8 +116,6 @@ class Vocab:
         return {"format": FORMAT, "specials": self.specials, "tokens": self.itos}
 
     def save(self, path: str | os.PathLike) -> None:
-        from malmoi.files import atomic_write_json
-
         atomic_write_json(path, self.to_json())
 
     @classmethod

@@ -72,25 +72,35 @@ class TextGenerator(Protocol):
         ...
 
 
-def load(run: str | os.PathLike):
-    """The trained model of a run directory, ready to use (see the table above)."""
-    run = Path(run)
-    meta = read_meta(run)
-    key = next((k for k in (meta.get("architecture"), meta.get("task")) if k in LOADERS), None)
-    if key is None:
-        kind = meta.get("architecture") or meta.get("task")
-        raise MalmoiError("E413", f"{run} holds a {kind!r} model, which this version cannot load "
-                                  f"(it loads: {', '.join(LOADERS)})")
-    loaded = LOADERS[key].from_run(run)
+def _loader(meta: dict):
+    """The class that loads a run: by its ``architecture``, failing that its ``task``; None if neither."""
+    return LOADERS.get(meta.get("architecture")) or LOADERS.get(meta.get("task"))
+
+
+def _load(run: Path, meta: dict, loader):
+    loaded = loader.from_run(run)
     loaded.meta = meta
     return loaded
 
 
+def load(run: str | os.PathLike):
+    """The trained model of a run directory, ready to use (see the table above)."""
+    run = Path(run)
+    meta = read_meta(run)
+    loader = _loader(meta)
+    if loader is None:
+        raise MalmoiError("E413", f"{run} holds a {meta.get('architecture') or meta.get('task')!r} model, which "
+                                  f"this version cannot load (it loads: {', '.join(LOADERS)})")
+    return _load(run, meta, loader)
+
+
 def load_generator(run: str | os.PathLike) -> TextGenerator:
     """The text generator of a run directory; a run that does not generate text is refused."""
+    run = Path(run)
     meta = read_meta(run)
-    kind = meta.get("architecture") or meta.get("task")
-    if not any(LOADERS.get(k) in GENERATORS for k in (meta.get("architecture"), meta.get("task"))):
-        raise MalmoiError("E430", f"{run} holds a {kind!r} model, which does not generate text "
-                                  f"(text generators: {', '.join(k for k, c in LOADERS.items() if c in GENERATORS)})")
-    return load(run)
+    loader = _loader(meta)
+    if loader not in GENERATORS:
+        raise MalmoiError("E430", f"{run} holds a {meta.get('architecture') or meta.get('task')!r} model, which "
+                                  f"does not generate text (text generators: "
+                                  f"{', '.join(k for k, c in LOADERS.items() if c in GENERATORS)})")
+    return _load(run, meta, loader)
