@@ -45,7 +45,7 @@ ERRORS: dict[str, str] = {
     "E220": "unknown preset, or one this task does not train",
     "E221": "the preset is of a model type this use cannot build",
     "E222": "a length limit (--max-length, --block-size, --max-source-length, --max-target-length, "
-            "--max-new-tokens) is out of range or exceeds the model's positions",
+            "--max-new-tokens, a scoring window) is out of range or exceeds the model's positions",
     "E223": "--batch-size is below 1",
     "E224": "--beams is below 1",
     "E226": "--valid-split is not a fraction between 0 and 1",
@@ -131,6 +131,8 @@ ERRORS: dict[str, str] = {
     # E4xx models and inference -- language models
     "E470": "prompt plus max_new_tokens exceeds the model's positions",
     "E471": "the tokenizer lacks the bos/eos token a language model needs",
+    "E472": "no lines to score with a language model or to train a character n-gram model on",
+    "E473": "a line to score or to train a character n-gram model on holds a line break or NUL",
     # E5xx network (README documents E501-E503)
     "E501": "a download failed: offline, unreachable, or the connection closed early",
     "E502": "the server answered an HTTP error",

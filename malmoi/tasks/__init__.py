@@ -3,7 +3,7 @@
 | name       | module            | what it trains                                          |
 | ---------- | ----------------- | ------------------------------------------------------- |
 | classify   | ``classify.py``   | a text classifier (n-gram or encoder + linear head)     |
-| seq2seq    | ``seq2seq.py``    | source → target text: LSTM (``seq2seq``), BART (``bart``) or the nearest training question's answer (``retrieval``), sharing ``pairs.py`` |
+| seq2seq    | ``seq2seq.py``    | source → target text: LSTM (``lstm``), BART (``bart``), the nearest training question's answer (``retrieval``) or it reranked with a generator behind (``hybrid``), sharing ``pairs.py`` |
 | lm         | ``lm.py``         | a GPT-style causal language model                       |
 | mlm        | ``mlm.py``        | a BERT encoder by masked-language modelling             |
 

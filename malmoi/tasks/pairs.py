@@ -1,7 +1,7 @@
 """What the seq2seq families share (``malmoi train seq2seq``, LSTM or transformer): the options, the
 source/target pairs and their split, validation (loss, perplexity, BLEU and chrF of greedy answers,
 with sample answers in the log), and the run directory and training call. A family's task object
-(``seq2seq.LSTMSeq2SeqFamily``, ``bart.BartFamily``) gives ``build_model``, ``meta`` and
+(``lstm.LSTMSeq2SeqFamily``, ``bart.BartFamily``) gives ``build_model``, ``meta`` and
 ``resumed_options``; ``prepare_pair_run`` and ``fit_pairs`` do the rest.
 """
 from __future__ import annotations

@@ -6,7 +6,8 @@
 | architecture ``lstm-seq2seq``         | ``Seq2SeqGenerator`` | ``generate``, ``stream``, ``reply``, ``attention`` |
 | architecture ``bart-seq2seq``         | ``BartGenerator``  | ``generate``, ``stream``, ``reply``, ``attention`` |
 | architecture ``retrieval``            | ``RetrievalGenerator`` | ``generate``, ``stream``, ``reply``    |
-| task ``lm``                           | ``LMGenerator``    | ``generate``, ``stream``, ``reply``        |
+| architecture ``hybrid``               | ``HybridGenerator`` | ``generate``, ``stream``, ``reply``       |
+| task ``lm``                           | ``LMGenerator``    | ``generate``, ``stream``, ``reply``, ``score`` |
 | task ``mlm``                          | ``MaskFiller``     | ``fill``                                   |
 
 Every object has ``run`` (its directory), ``meta`` (its ``malmoi.json``) and ``tokenizer``; the
@@ -29,6 +30,7 @@ from malmoi.runs import read_meta
 from malmoi.use.bart import BartGenerator
 from malmoi.use.classifier import TextClassifier
 from malmoi.use.heatmap import save_attention_png
+from malmoi.use.hybrid import HybridGenerator
 from malmoi.use.lm import LMGenerator
 from malmoi.use.mask_filler import MaskFiller
 from malmoi.use.results import Answer, AttentionMap, Evaluation, Filling, Misclassified, Prediction
@@ -36,7 +38,7 @@ from malmoi.use.retrieval import RetrievalGenerator
 from malmoi.use.seq2seq import Seq2SeqGenerator
 
 __all__ = ["load", "load_generator", "save_attention_png", "TextGenerator", "TextClassifier", "Seq2SeqGenerator",
-           "BartGenerator", "RetrievalGenerator", "LMGenerator", "MaskFiller", "Answer", "AttentionMap", "Evaluation", "Filling",
+           "BartGenerator", "RetrievalGenerator", "HybridGenerator", "LMGenerator", "MaskFiller", "Answer", "AttentionMap", "Evaluation", "Filling",
            "Misclassified", "Prediction"]
 
 LOADERS = {
@@ -44,11 +46,12 @@ LOADERS = {
     "lstm-seq2seq": Seq2SeqGenerator,
     "bart-seq2seq": BartGenerator,
     "retrieval": RetrievalGenerator,
+    "hybrid": HybridGenerator,
     "lm": LMGenerator,
     "mlm": MaskFiller,
 }
 """A run's ``architecture`` (or, failing it, its ``task``) → the class whose ``from_run(run)`` loads it."""
-GENERATORS = (Seq2SeqGenerator, BartGenerator, RetrievalGenerator, LMGenerator)
+GENERATORS = (Seq2SeqGenerator, BartGenerator, RetrievalGenerator, HybridGenerator, LMGenerator)
 
 
 @runtime_checkable

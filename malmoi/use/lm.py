@@ -4,13 +4,16 @@ tokens, and generation stops at ``[SEP]``; decoding runs on ``models.generation.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import ClassVar, Sequence
+from typing import TYPE_CHECKING, ClassVar
 
 from malmoi.errors import MalmoiError
 from malmoi.runs import read_meta
 from malmoi.use.results import Answer
+
+if TYPE_CHECKING:
+    from malmoi.models.charlm import LMScore
 
 
 class LMGenerator:
@@ -26,7 +29,7 @@ class LMGenerator:
         self.model, self.tokenizer, self.run = model.eval(), tokenizer, run
 
     @classmethod
-    def from_run(cls, run: str | os.PathLike) -> "LMGenerator":
+    def from_run(cls, run: str | os.PathLike) -> LMGenerator:
         import torch
         from transformers import AutoModelForCausalLM
 
@@ -103,6 +106,61 @@ class LMGenerator:
         """The continuation of one chat message."""
         return self.generate([text], beams=beams)[0].text
 
+    def score(self, lines: Sequence[str], *, batch_size: int = 32, window: int | None = None) -> LMScore:
+        """How well the model predicts ``lines``: Σ −ln p(line + ``[SEP]``) over the lines, each read
+        as training read its documents (``[CLS]`` + its tokens; NFC-normalised first), with
+        nats/char's denominator Σ (characters + 1) (``LMScore.nats_per_char``, ``models/charlm.py``).
+
+        A line longer than ``window`` tokens (default: the run's ``block_size``, the positions
+        training used; at most the model's positions) is scored by a sliding window that moves
+        half a window at a time, each token predicted once from at least half a window before it.
+        ``[UNK]`` is scored with the probability the model gives ``[UNK]``, which stands for every
+        character the tokenizer lacks (a run of them is one ``[UNK]``): ``LMScore.unknown`` counts
+        these tokens, and many make the figure optimistic."""
+        import torch
+        import torch.nn.functional as F
+
+        from malmoi.models.charlm import LMScore, count_characters, prepare_lines
+        from malmoi.models.presets import max_positions
+
+        lines = prepare_lines(lines)
+        positions = max_positions(self.model.config)
+        if window is None:
+            block = read_meta(self.run).get("block_size") if self.run is not None else None
+            window = min(block or positions, positions)
+        if not 2 <= window <= positions:
+            raise MalmoiError("E222", f"window must be between 2 and the model's {positions} positions, got {window}")
+        if batch_size < 1:
+            raise MalmoiError("E223", f"batch_size must be at least 1, got {batch_size}")
+        tok = self.tokenizer
+        encoded = tok(lines, add_special_tokens=False)["input_ids"]
+        pieces = [w for ids in encoded for w in _windows([tok.bos_token_id, *ids, tok.eos_token_id], window)]
+        pieces.sort(key=lambda piece: len(piece[0]))  # similar lengths together: less padding
+        pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+        device = next(self.model.parameters()).device
+        total = 0.0
+        self.model.eval()
+        with torch.inference_mode():
+            for i in range(0, len(pieces), batch_size):
+                batch = pieces[i : i + batch_size]
+                width = max(len(ids) for ids, _ in batch)
+                ids = torch.full((len(batch), width), pad, dtype=torch.long)
+                mask = torch.zeros((len(batch), width), dtype=torch.long)
+                scored = torch.zeros((len(batch), width), dtype=torch.bool)  # the targets this piece predicts
+                for row, (piece, first) in enumerate(batch):
+                    ids[row, : len(piece)] = torch.tensor(piece)
+                    mask[row, : len(piece)] = 1
+                    scored[row, first : len(piece)] = True
+                ids, mask, scored = ids.to(device), mask.to(device), scored.to(device)
+                # Right padding keeps every real token at the position training gave it (0, 1, …).
+                logits = self.model(ids, attention_mask=mask).logits[:, :-1]  # (B, T-1, V)
+                nll = F.cross_entropy(logits.float().transpose(1, 2), ids[:, 1:], reduction="none")  # (B, T-1)
+                total += float(nll[scored[:, 1:]].double().sum())
+        unk = tok.unk_token_id
+        return LMScore(total_nats=total, characters=count_characters(lines), lines=len(lines),
+                       tokens=sum(len(ids) + 1 for ids in encoded),
+                       unknown=sum(ids.count(unk) for ids in encoded) if unk is not None else 0)
+
     def _scores(self, sequences, mask, prompt_len: int, settings, normalise: bool) -> list[float]:
         """Log-probability of each row's new tokens (through its eos) under the model."""
         import torch
@@ -124,6 +182,18 @@ class LMGenerator:
         if normalise:
             sums = sums / keep.sum(1).clamp(min=1)
         return [float(s) for s in sums]
+
+
+def _windows(ids: list[int], window: int) -> list[tuple[list[int], int]]:
+    """``ids`` as (window of at most ``window`` ids, index of its first target to score) pieces that
+    together score ids[1:] once each; after the first, each piece starts half a window later and
+    scores only its last half, so every prediction keeps at least half a window of context."""
+    stride = window // 2
+    pieces, start = [(ids[:window], 1)], 0
+    while start + window < len(ids):
+        start += stride
+        pieces.append((ids[start : start + window], window - stride))
+    return pieces
 
 
 def _left_pad(prompts: list[list[int]], pad_id: int):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import ClassVar, Sequence
+from typing import ClassVar
 
 from malmoi.errors import MalmoiError
 from malmoi.models.retrieval import ARCHITECTURE, RetrievalIndex
@@ -29,7 +29,7 @@ class RetrievalGenerator:
         self.fallback = Counter(index.answers).most_common(1)[0][0]
 
     @classmethod
-    def from_run(cls, run: str | os.PathLike) -> "RetrievalGenerator":
+    def from_run(cls, run: str | os.PathLike) -> RetrievalGenerator:
         run = Path(run)
         trained_run_meta(run, ARCHITECTURE, files=("retrieval.safetensors", "retrieval.json"))
         return cls(RetrievalIndex.load(run), run)
@@ -51,6 +51,9 @@ class RetrievalGenerator:
         if beams != 1 or options:
             raise MalmoiError("E275", "a retrieval run returns training answers; --beams and sampling options "
                                       "do not apply")
+        return self._answers(texts)
+
+    def _answers(self, texts: list[str]) -> list[Answer]:
         hits = self.index.search(texts)
         answers = []
         for text, i, sim in zip(texts, hits.index[:, 0], hits.similarity[:, 0]):
