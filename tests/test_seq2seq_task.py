@@ -9,10 +9,12 @@ import subprocess
 import sys
 
 import pytest
+import sacrebleu
 import torch
 
 import malmoi
 from malmoi.errors import MalmoiError
+from malmoi.tasks.pairs import Seq2SeqOptions, read_pair_data
 from malmoi.text.codecs import VocabCodec, split_units
 from malmoi.text.vocab import Vocab
 from malmoi.use import load_generator
@@ -255,3 +257,29 @@ def test_resume_continues_a_run_with_its_own_vocabulary_and_model(data, tmp_path
     meta = json.loads((tmp_path / "run" / "malmoi.json").read_text(encoding="utf-8"))
     assert meta["attention"] == "bahdanau" and meta["status"] == "done"
     assert malmoi.load(tmp_path / "run").model.config.attention == "bahdanau"
+
+
+@pytest.mark.parametrize("select_by", ["chrf", "loss"])
+def test_the_exported_model_is_the_evaluated_best_by_the_chosen_metric(data, tmp_path, select_by):
+    """With --select-by chrf the exported checkpoint is the evaluation of highest chrF (not least
+    loss), and its answers score exactly that chrF again."""
+    result = malmoi.train(task="seq2seq", data=data["train"], source="Q", target="A", out=tmp_path / "run",
+                          preset="lstm-bahdanau", units="words", epochs=6, batch_size=16, lr=5e-3, select_by=select_by,
+                          valid_split=0.25, model_overrides=TINY, progress=False, say=lambda _: None)
+    evals = [json.loads(line) for line in (result.run / "metrics.jsonl").read_text().splitlines()]
+    evals = [e for e in evals if e["event"] == "eval"]
+    best = max(evals, key=lambda e: e["chrf"]) if select_by == "chrf" else min(evals, key=lambda e: e["loss"])
+    assert result.metrics[select_by] == best[select_by]
+    meta = json.loads((result.run / "malmoi.json").read_text(encoding="utf-8"))
+    split = read_pair_data(Seq2SeqOptions(data=data["train"], source="Q", target="A", out="-", valid_split=0.25),
+                           lambda _: None)
+    answers = [a.text for a in malmoi.load(result.run).generate(split.valid_sources)]
+    chrf = sacrebleu.corpus_chrf(answers, [split.valid_targets]).score
+    assert chrf == pytest.approx(best["chrf"], abs=1e-6) and meta["args"]["select_by"] == select_by
+
+
+def test_an_unknown_selection_metric_is_refused(data, tmp_path):
+    with pytest.raises(MalmoiError) as e:
+        malmoi.train(task="seq2seq", data=data["train"], source="Q", target="A", out=tmp_path / "run",
+                     select_by="accuracy")
+    assert e.value.code == "E201" and "--select-by" in str(e.value)

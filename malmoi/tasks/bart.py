@@ -97,9 +97,10 @@ class BartFamily:
             raise MalmoiError("E305", f"{out} holds a {meta.get('architecture') or meta.get('task')!r} "
                                       f"run, not {ARCHITECTURE}")
         saved = meta.get("args", {})
-        keep = ["preset", "max_source_length", "max_target_length", "model_overrides"]
+        keep = ["preset", "max_source_length", "max_target_length", "model_overrides", "select_by"]
         if opts.preset != saved.get("preset"):
             keep.append("lr")  # a command naming another preset got that family's default step
+        saved.setdefault("select_by", "loss")  # runs from before --select-by kept the least loss
         return replace(opts, **{k: saved[k] for k in keep if k in saved})
 
     def train(self, opts: Seq2SeqOptions, say: Say = stderr_say) -> TrainResult:

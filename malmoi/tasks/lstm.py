@@ -46,7 +46,8 @@ class LSTMSeq2SeqFamily:
             raise MalmoiError("E305", f"{out} holds a {meta.get('architecture') or meta.get('task')!r} run, "
                                       f"not {ARCHITECTURE}")
         saved = meta.get("args", {})
-        keep = ("preset", "units", "max_source_length", "max_target_length", "teacher_forcing", "model_overrides")
+        keep = ("preset", "units", "max_source_length", "max_target_length", "teacher_forcing", "model_overrides", "select_by")
+        saved.setdefault("select_by", "loss")  # runs from before --select-by kept the least loss
         return replace(opts, **{k: saved[k] for k in keep if k in saved})
 
     def train(self, opts: Seq2SeqOptions, say: Say = stderr_say) -> TrainResult:

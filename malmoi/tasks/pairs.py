@@ -18,6 +18,7 @@ from malmoi.tasks.common import LoopOptions, Say, TrainResult, finish_run, recor
 from malmoi.text.codecs import UNITS, build_codec, load_codec
 
 SAMPLES_SHOWN = 3
+SELECT_BY = ("chrf", "bleu", "loss")
 
 
 @dataclass(kw_only=True)
@@ -50,6 +51,10 @@ class Seq2SeqOptions(LoopOptions):
     """Target tokens kept, and the most tokens generated."""
     teacher_forcing: float = 1.0
     """Probability of feeding the gold previous token to the decoder in training."""
+    select_by: str = "chrf"
+    """Validation metric that chooses the exported checkpoint: chrf or bleu (higher is better) or loss.
+    A lower loss does not mean better answers: on the chatbot data the checkpoint of least loss can
+    answer every question alike."""
     eval_samples: int = SAMPLES_SHOWN
     """Validation questions answered in the log after each evaluation."""
     model_overrides: dict[str, Any] = field(default_factory=dict)
@@ -78,6 +83,8 @@ class Seq2SeqOptions(LoopOptions):
             raise MalmoiError("E226", f"--valid-split must be a fraction between 0 and 1, got {self.valid_split}")
         if self.vocab_size < 16:
             raise MalmoiError("E211", f"--vocab-size must be at least 16, got {self.vocab_size}")
+        if self.select_by not in SELECT_BY:
+            raise MalmoiError("E201", f"unknown --select-by {self.select_by!r}; choose one of: {', '.join(SELECT_BY)}")
         if not 0 <= self.teacher_forcing <= 1:
             raise MalmoiError("E201", f"--teacher-forcing must lie in [0, 1], got {self.teacher_forcing}")
 
@@ -278,6 +285,6 @@ def fit_pairs(run: PairRun, say: Say, started: float, *, describe: str, save_mod
         codec.save(folder)
 
     result = fit(run.model, train_set, valid_set, args=opts.train_args(), out=run.out,
-                 collate=PadCollator(pad_id=codec.pad_id), evaluate=evaluate, export=export, metric="loss", maximize=False, resume=run.resume,
-                 lengths=train_set.lengths, on_eval=on_eval)
+                 collate=PadCollator(pad_id=codec.pad_id), evaluate=evaluate, export=export, metric=opts.select_by,
+                 maximize=opts.select_by != "loss", resume=run.resume, lengths=train_set.lengths, on_eval=on_eval)
     return finish_run(run.out, result, started, len(train_set), len(valid_set), data.skipped_empty)
