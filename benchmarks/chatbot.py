@@ -1,7 +1,8 @@
 """Korean chatbot: every seq2seq preset against two baselines on the same held-out pairs.
 
-    .venv/bin/python benchmarks/chatbot.py                                   # retrieval, lstm-bahdanau, bart-mini; 15m each
+    .venv/bin/python benchmarks/chatbot.py                       # retrieval, hybrid, lstm-bahdanau, bart-mini; 15m each
     .venv/bin/python benchmarks/chatbot.py --presets retrieval --time-budget 1m
+    .venv/bin/python benchmarks/chatbot.py --presets bart-mini --set vocab_size=4000 --set batch_size=32
 
 Each preset is trained with ``malmoi.train(task="seq2seq")`` on ../shared/data/chatbot/chatbot.csv
 (Q → A) with ``--time-budget`` and no epoch count (the budget alone ends training), holding out
@@ -22,6 +23,8 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+
+from recipes import add_recipe_option, recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "chatbot" / "chatbot.csv"
@@ -54,9 +57,10 @@ def tfidf_baseline(train_q: list[str], train_a: list[str], questions: list[str])
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--presets", default="retrieval,lstm-bahdanau,bart-mini", help="comma-separated seq2seq presets")
+    parser.add_argument("--presets", default="retrieval,hybrid,lstm-bahdanau,bart-mini", help="comma-separated seq2seq presets")
     parser.add_argument("--time-budget", default="15m", help="training time per preset (90s, 15m …)")
     parser.add_argument("--seed", type=int, default=42)
+    add_recipe_option(parser)
     parser.add_argument("--show", type=int, default=10, help="held-out questions answered side by side")
     args = parser.parse_args()
 
@@ -80,7 +84,8 @@ def main() -> None:
         for preset in args.presets.split(","):
             started = time.perf_counter()
             result = malmoi.train(task="seq2seq", data=args.data, source="Q", target="A", out=Path(tmp) / preset,
-                                  preset=preset, time_budget=args.time_budget, seed=args.seed, progress=False)
+                                  preset=preset, time_budget=args.time_budget, seed=args.seed, progress=False,
+                                  **recipe(args.set))
             trained = time.perf_counter() - started
             answers[preset] = [a.text for a in malmoi.load(result.run).generate(questions)]
             rows[preset] = {**answer_stats(answers[preset], references), "seconds": round(trained, 1),

@@ -3,6 +3,7 @@ the same held-out NSMC reviews.
 
     .venv/bin/python benchmarks/lm_quality.py                                  # gpt-mini, 10m of training
     .venv/bin/python benchmarks/lm_quality.py --lines 20000 --time-budget 20s  # a quick end-to-end check
+    .venv/bin/python benchmarks/lm_quality.py --set vocab_size=4000 --set lr=3e-3  # a recipe to try
 
 The last ``--held-out`` (5,000) non-empty lines of ../shared/data/nsmc/unlabeled.txt are held out;
 neither the tokenizer nor any model sees them. The lines before them (the first ``--lines`` of
@@ -24,22 +25,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from recipes import add_recipe_option, recipe
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "nsmc" / "unlabeled.txt"
 OUT = ROOT / "benchmarks" / "out"
 PROMPTS = ["이 영화는", "배우들 연기가", "스토리가", "감독이", "이런 영화"]
-
-
-def recipe(settings: list[str]) -> dict:
-    """``--set`` options as ``malmoi.train`` keywords; values read as JSON where they parse (numbers, objects)."""
-    options = {}
-    for item in settings:
-        name, _, value = item.partition("=")
-        try:
-            options[name.replace("-", "_")] = json.loads(value)
-        except json.JSONDecodeError:
-            options[name.replace("-", "_")] = value
-    return options
 
 
 def main() -> None:
@@ -50,8 +41,7 @@ def main() -> None:
     parser.add_argument("--lines", type=int, default=None, help="train on only the first N training lines")
     parser.add_argument("--held-out", type=int, default=5000, help="last lines of the file held out for scoring")
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                        help="another train lm option, e.g. --set vocab_size=4000 --set lr=2e-3 (a recipe to try)")
+    add_recipe_option(parser)
     args = parser.parse_args()
 
     import malmoi
