@@ -3,6 +3,7 @@ where nothing similar is found, through every command a seq2seq run takes."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -16,6 +17,7 @@ import malmoi
 from malmoi.errors import MalmoiError
 from malmoi.models.dual import DualEncoder, train_dual
 from malmoi.models.hybrid import HybridConfig, HybridRanker
+from malmoi.models.presets import get_preset
 from malmoi.models.retrieval import RetrievalIndex
 from malmoi.use.hybrid import HybridGenerator
 from malmoi.use.retrieval import RetrievalGenerator
@@ -88,6 +90,7 @@ def test_training_builds_every_part_and_reports_the_ablation(run):
     result, said = run
     meta = json.loads((result.run / "malmoi.json").read_text(encoding="utf-8"))
     assert meta["architecture"] == "hybrid" and meta["status"] == "done" and meta["generator"] == "generator"
+    assert meta["ranking"] == get_preset("hybrid").config["ranking"]  # what loading the run uses
     assert (result.run / "dual.safetensors").is_file() and (result.run / "generator" / "model.safetensors").is_file()
     assert result.steps > 0 and result.train_examples == 24 and result.valid_examples == 6
     m = result.metrics
@@ -136,6 +139,21 @@ def test_resume_continues_the_generator(run, tmp_path):
     with pytest.raises(MalmoiError) as e:
         malmoi.train(epochs=2, resume=True, **{**common, "out": tmp_path / "none"})
     assert e.value.code == "E302"
+
+
+def test_a_run_killed_before_the_generators_first_checkpoint_starts_again(tmp_path):
+    data = write_pairs(tmp_path / "pairs.csv", PAIRS * 3)
+    common = {"task": "seq2seq", "data": data, "source": "Q", "target": "A", "out": tmp_path / "run",
+              "preset": "hybrid", "valid_split": 0.2, "batch_size": 8, "epochs": 1, "model_overrides": TINY,
+              "say": lambda _: None}
+    malmoi.train(**common)
+    meta = json.loads((tmp_path / "run" / "malmoi.json").read_text(encoding="utf-8"))
+    shutil.rmtree(tmp_path / "run" / "generator" / "checkpoints")  # as if killed before it saved one
+    (tmp_path / "run" / "malmoi.json").write_text(json.dumps({**meta, "status": "training"}), encoding="utf-8")
+    assert malmoi.train(**common).steps > 0
+    with pytest.raises(MalmoiError) as e:  # a finished run is not overwritten
+        malmoi.train(**common)
+    assert e.value.code == "E301"
 
 
 def test_time_budget_bounds_the_whole_hybrid(tmp_path):

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from malmoi.errors import MalmoiError
 from malmoi.files import atomic_write_bytes
-from malmoi.runs import prepare_out, process_state, write_meta
+from malmoi.runs import prepare_out, process_state, restart_unfinished, write_meta
 from malmoi.tasks.common import (
     Say,
     TrainResult,
@@ -79,7 +79,7 @@ class HybridFamily(RetrievalFamily):
         self.check(opts)
         started = time.monotonic()
         config = {**get_preset(opts.preset).config, **opts.model_overrides}
-        out, resume = self._prepare(opts)
+        out, resume = self._prepare(opts, say)
         data = read_pair_data(opts, say)
         seed_everything(opts.seed)
         index = self.build(opts, data)
@@ -109,15 +109,18 @@ class HybridFamily(RetrievalFamily):
             atomic_write_bytes(out / "metrics.jsonl", (json.dumps(record) + "\n").encode("utf-8"))
             write_meta(out, self.meta(opts, data, index, metrics) | {
                 "architecture": ARCHITECTURE, "generator": GENERATOR, "steps": generator.steps,
-                "stopped_by": generator.stopped_by, "dual": fitted})
+                "stopped_by": generator.stopped_by, "dual": fitted, "ranking": config["ranking"]})
         return TrainResult(out, metrics, len(data.train_sources), len(data.valid_sources), data.skipped_empty,
                            time.monotonic() - started, generator.stopped_by, generator.steps, generator.samples_per_s)
 
-    def _prepare(self, opts: Seq2SeqOptions) -> tuple[Path, bool]:
+    def _prepare(self, opts: Seq2SeqOptions, say: Say) -> tuple[Path, bool]:
         """The run directory, and whether the generator resumes: ``--resume`` continues the generator's
-        checkpoint (the index and the dual encoder are rebuilt, the same for the same seed)."""
+        checkpoint (the index and the dual encoder are rebuilt, the same for the same seed). A run
+        killed before the generator's first checkpoint is started again."""
         out = Path(opts.out)
         if not opts.resume:
+            if not (out / GENERATOR / "checkpoints" / "last").exists():
+                restart_unfinished(out, self.name, say)
             return prepare_out(out, False), False
         if not (out / GENERATOR / "checkpoints" / "last").exists():
             raise MalmoiError("E302", f"nothing to resume in {out}: no {GENERATOR}/checkpoints/last")

@@ -30,8 +30,8 @@ class HybridGenerator(RetrievalGenerator):
         run = Path(run)
         meta = trained_run_meta(run, ARCHITECTURE, files=("retrieval.safetensors", "dual.safetensors"))
         trained_run_meta(run / GENERATOR, "lstm-seq2seq")
-        config = {**get_preset("hybrid").config, **meta.get("args", {}).get("model_overrides", {})}
-        ranker = HybridRanker(RetrievalIndex.load(run), DualEncoder.load(run), HybridConfig(**config["ranking"]))
+        ranking = meta.get("ranking") or get_preset("hybrid").config["ranking"]  # as the run was validated
+        ranker = HybridRanker(RetrievalIndex.load(run), DualEncoder.load(run), HybridConfig(**ranking))
         return cls(ranker, GeneratorFallback(run / GENERATOR), run)
 
     def _answers(self, texts: list[str]) -> list[Answer]:
