@@ -171,19 +171,19 @@ class _NgramTable:
 
     def interpolate(self, codes: np.ndarray, lower: np.ndarray, base: int) -> np.ndarray:
         """p_k at each k-gram ``codes`` from p_{k−1} (``lower``); an unseen context keeps ``lower``."""
-        n, _ = _lookup(self.grams, self.counts, codes)
-        total, seen = _lookup(self.contexts, self.totals, codes // base)
-        types, _ = _lookup(self.contexts, self.types, codes // base)
+        at, found = _find(self.grams, codes)
+        n = np.where(found, self.counts[at], 0)
+        at, seen = _find(self.contexts, codes // base)  # one search serves both context tables
+        total, types = np.where(seen, self.totals[at], 0), np.where(seen, self.types[at], 0)
         d = self.discount
         mixed = (np.maximum(n - d, 0.0) + d * types * lower) / np.maximum(total, 1)
         return np.where(seen, mixed, lower)
 
 
-def _lookup(keys: np.ndarray, values: np.ndarray, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``values`` at ``query`` in the sorted ``keys`` (0 where absent), and where it was present."""
+def _find(keys: np.ndarray, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where each ``query`` would sit in the sorted ``keys``, and whether it is there."""
     i = np.searchsorted(keys, query).clip(max=len(keys) - 1)
-    found = keys[i] == query
-    return np.where(found, values[i], 0), found
+    return i, keys[i] == query
 
 
 def _padded(lines: Sequence[str], order: int) -> str:

@@ -53,6 +53,8 @@ class Choices:
     """(N,) the chosen candidate's combined score."""
     generate: np.ndarray
     """(N,) bool: nothing similar was found; the generator should answer."""
+    nearest: np.ndarray
+    """(N,) position of the most similar training question: retrieval's choice (the ablation)."""
 
 
 class HybridRanker:
@@ -79,4 +81,4 @@ class HybridRanker:
         best = scores.argmax(1)  # the first of equal scores: the nearer question, as retrieval does
         pick = np.arange(len(best))
         return Choices(hits.index[pick, best], hits.similarity[pick, best], scores[pick, best],
-                       hits.similarity[:, 0] < cfg.fallback_below)
+                       hits.similarity[:, 0] < cfg.fallback_below, hits.index[:, 0])

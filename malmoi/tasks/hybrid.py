@@ -144,10 +144,10 @@ class HybridFamily(RetrievalFamily):
         """The hybrid's scores on the held-out pairs, the retrieval ablation's, and how often they differ."""
         if not data.valid_sources:
             return {"bleu": 0.0, "chrf": 0.0, "exact": 0.0, "retrieval_chrf": 0.0, "differ": 0.0, "generated": 0.0}
-        hybrid = hybrid_answers(ranker, GeneratorFallback(generator), data.valid_sources)
-        retrieved = [ranker.index.answers[i] for i in ranker.index.search(data.valid_sources).index[:, 0]]
-        alone = answer_scores(retrieved, data.valid_targets)
         choices = ranker.choose(data.valid_sources)
+        hybrid = hybrid_answers(ranker, GeneratorFallback(generator), data.valid_sources, choices)
+        retrieved = [ranker.index.answers[i] for i in choices.nearest]
+        alone = answer_scores(retrieved, data.valid_targets)
         return {**answer_scores(hybrid, data.valid_targets), "retrieval_chrf": alone["chrf"],
                 "retrieval_bleu": alone["bleu"], "differ": sum(h != r for h, r in zip(hybrid, retrieved)) / len(hybrid),
                 "generated": float(choices.generate.mean())}

@@ -3,7 +3,6 @@ nearest questions, or the generator's answer where nothing similar was found."""
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from pathlib import Path
 
 from malmoi.models.dual import DualEncoder
@@ -35,6 +34,8 @@ class HybridGenerator(RetrievalGenerator):
         return cls(ranker, GeneratorFallback(run / GENERATOR), run)
 
     def _answers(self, texts: list[str]) -> list[Answer]:
+        """``generate``'s answers: ``similarity`` is the chosen question's cosine to the input, ``score``
+        the reranked score (similarity plus the weighted dual-encoder cosines)."""
         from malmoi.tasks.hybrid import hybrid_answers
 
         choices = self.ranker.choose(texts)
@@ -43,9 +44,3 @@ class HybridGenerator(RetrievalGenerator):
                        float(sim))
                 for text, reply, i, sim, score, generated in zip(texts, replies, choices.pair, choices.similarity,
                                                                   choices.score, choices.generate)]
-
-    def generate(self, texts: str | Sequence[str], *, beams: int = 1, max_new_tokens: int | None = None,
-                 **options) -> list[Answer]:
-        """One ``Answer`` per text: ``similarity`` is the chosen question's cosine to the input, ``score``
-        the reranked score (similarity plus the weighted dual-encoder cosines)."""
-        return super().generate(texts, beams=beams, max_new_tokens=max_new_tokens, **options)
