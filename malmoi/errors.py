@@ -11,6 +11,7 @@ GROUPS = {
     "E3": "Run directories",
     "E4": "Models and inference",
     "E5": "Network",
+    "E6": "Serving",
 }
 """Code ranges: the first two characters of a code → the heading it is listed under."""
 
@@ -137,6 +138,18 @@ ERRORS: dict[str, str] = {
     "E501": "a download failed: offline, unreachable, or the connection closed early",
     "E502": "the server answered an HTTP error",
     "E503": "a downloaded file failed its checksum and was removed",
+    # E6xx serving (malmoi serve; each has an HTTP status in serve/statuses.py)
+    "E601": "two served models have one name",
+    "E602": "a served model is not NAME=RUN or RUN",
+    "E603": "the server would listen beyond this machine without an API key",
+    "E604": "no served model has that name",
+    "E605": "the model does not do what the route asks (classify a GPT run, sample with an LSTM …)",
+    "E606": "the request body is too large",
+    "E607": "the model's queue is full",
+    "E608": "the request took longer than the server's timeout",
+    "E609": "the API key is missing or wrong",
+    "E610": "a request field is missing, malformed or out of its limits",
+    "E611": "the server is still loading its models",
 }
 """Every error code → its one meaning."""
 
@@ -168,6 +181,10 @@ HINTS: dict[str, str] = {
     "E501": "check the network connection, or set MALMOI_DOWNLOAD_BASE (or --base) to a mirror",
     "E502": "check the URL or the mirror given with --base",
     "E503": "download again; the file may have changed upstream or the transfer was corrupted",
+    "E601": "name them apart: malmoi serve chat=runs/a/model reviews=runs/b/model",
+    "E603": "set --api-key (or MALMOI_API_KEY), or pass --insecure to serve without one",
+    "E607": "retry after the seconds in the Retry-After header, or start the server with a larger --queue-size",
+    "E609": "send the header Authorization: Bearer KEY",
 }
 """What to do, for the codes where the message alone may not say it."""
 

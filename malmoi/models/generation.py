@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, replace
 
 import torch
@@ -318,9 +318,11 @@ def decode(tokenizer, ids) -> str:
     return tokenizer.decode(list(ids), skip_special_tokens=True, clean_up_tokenization_spaces=False)
 
 
-def stream_text(tokenizer, prompt_ids: list[int], tokens: Iterator[int]) -> Iterator[str]:
+def stream_text(tokenizer, prompt_ids: list[int], tokens: Iterator[int],
+                eos_id: int | None = None) -> Generator[str, None, str]:
     """Text pieces as ``tokens`` arrive after ``prompt_ids``; concatenated, they equal the
-    continuation ``generate_text`` returns.
+    continuation ``generate_text`` returns. The generator returns why it stopped: ``"eos"`` when
+    the last token was ``eos_id``, else ``"length"`` (what a server reports as the finish reason).
 
     Byte-level BPE can split one UTF-8 character (every Hangul syllable is three bytes) over
     several tokens; the partial decode then ends in U+FFFD. Like transformers' ``TextStreamer``,
@@ -339,6 +341,7 @@ def stream_text(tokenizer, prompt_ids: list[int], tokens: Iterator[int]) -> Iter
     rest = continuation(tokenizer, prompt_ids, ids[len(prompt_ids) :])[emitted:]
     if rest:
         yield rest
+    return "eos" if eos_id is not None and len(ids) > len(prompt_ids) and ids[-1] == eos_id else "length"
 
 
 def continuation(tokenizer, prompt_ids: list[int], new_ids: list[int]) -> str:
@@ -377,6 +380,6 @@ def generate_text(
     context = [] if model.config.is_encoder_decoder else prompt_ids
     if stream:
         tokens = (int(t[0]) for t in generate(model, input_ids, settings, stream=True))
-        return stream_text(tokenizer, context, tokens)
+        return stream_text(tokenizer, context, tokens, settings.eos_token_id)
     new_ids = generate(model, input_ids, settings)[0, len(context) :].tolist()
     return continuation(tokenizer, context, new_ids)

@@ -19,7 +19,8 @@ gives the same ids in any process, on any machine. Character n-grams are compute
 texts at once with numpy; tokens go through a cache, morphemes through Kiwi's batch API.
 
 ``NgramFeaturizer.ngrams(text)`` lists the n-grams of one text as strings with a plain scalar
-hash; the vectorised ``encode`` gives the same ids (the tests hold them to it).
+hash and the ``start``/``end`` span in ``text`` each was cut from (before normalisation); the
+vectorised ``encode`` gives the same ids (the tests hold them to it).
 """
 from __future__ import annotations
 
@@ -149,6 +150,11 @@ class Ngram(NamedTuple):
     """Its characters (character kinds) or tokens (word and morpheme kinds)."""
     id: int
     """Its hashed id, 1 … buckets."""
+    start: int
+    """Offset in the caller's (unnormalised) text of the first character it was cut from."""
+    end: int
+    """Offset just past the last one: ``text[start:end]`` is the stretch behind the n-gram. The spaces
+    added at a text's edges cover nothing (a lone edge space is an empty span beside the text)."""
 
     @property
     def text(self) -> str:
@@ -288,6 +294,115 @@ class Encoded:
 _REPEATS: dict[int, re.Pattern] = {}
 
 
+def _repeats(k: int) -> re.Pattern:
+    """A run of one character longer than ``k``."""
+    pattern = _REPEATS.get(k)
+    if pattern is None:
+        pattern = _REPEATS[k] = re.compile(r"(.)\1{%d,}" % k, re.S)
+    return pattern
+
+
+def _tail_morphemes(ms: list, k: int) -> list:
+    """The last ``k`` morphemes that are not symbols: Sejong tags S* are punctuation, symbols,
+    numbers and foreign letters, not the verdict."""
+    return [m for m in ms if not m.tag.startswith("S")][-k:]
+
+
+# ------------------------------------------------------------------------------------- spans
+# ``ngrams`` tells where each n-gram came from: every step from the input to the units carries a
+# list of (start, end) spans of the input, one per character of its output.
+
+Span = tuple[int, int]
+
+
+def _cluster_map(text: str, form: str) -> tuple[str, list[Span]]:
+    """``unicodedata.normalize(form, text)`` and, per output character, the range of ``text`` it came from.
+
+    Normalised cluster by cluster, so NFC's merges (conjoining jamo → syllable) and NFD's splits
+    (syllable → 2–3 jamo) map to the whole cluster; a cluster that does not change maps char to char."""
+    whole = unicodedata.normalize(form, text)
+    if whole == text:
+        return text, [(i, i + 1) for i in range(len(text))]
+    pieces, ranges, a = [], [], 0
+    for b in range(1, len(text) + 1):
+        if b < len(text) and not _starts_cluster(text, a, b, form):
+            continue
+        piece = unicodedata.normalize(form, text[a:b])
+        ranges += [(i, i + 1) for i in range(a, b)] if piece == text[a:b] else [(a, b)] * len(piece)
+        pieces.append(piece)
+        a = b
+    if "".join(pieces) != whole:  # not seen in practice; stay consistent at the cost of precision
+        return whole, [(0, len(text))] * len(whole)
+    return whole, ranges
+
+
+def _starts_cluster(text: str, a: int, b: int, form: str) -> bool:
+    """Whether ``text[b]`` normalises apart from the cluster ``text[a:b]`` (no composing, no reordering)."""
+    if unicodedata.combining(text[b]):
+        return False
+    norm = unicodedata.normalize
+    return norm(form, text[a:b + 1]) == norm(form, text[a:b]) + norm(form, text[b])
+
+
+def _through(spans: list[Span], ranges: list[Span]) -> list[Span]:
+    """Spans of a step's output, given the spans of its input and the input range of each output char."""
+    return [(spans[a][0], spans[b - 1][1]) for a, b in ranges]
+
+
+def _lower_map(text: str, spans: list[Span]) -> tuple[str, list[Span]]:
+    low = text.lower()  # whole-string, like ``normalize`` (final sigma depends on context)
+    if len(low) == len(text):
+        return low, spans
+    # a few characters lengthen (İ → i + dot): every piece keeps its character's span
+    return low, [sp for ch, sp in zip(text, spans) for _ in range(len(ch.lower()))]
+
+
+def _cut_repeats_map(text: str, spans: list[Span], k: int) -> tuple[str, list[Span]]:
+    spans, drop = list(spans), set()
+    for m in _repeats(k).finditer(text):
+        last = m.start() + k - 1
+        spans[last] = (spans[last][0], spans[m.end() - 1][1])  # the kept run stands for the cut characters
+        drop.update(range(last + 1, m.end()))
+    keep = [i for i in range(len(text)) if i not in drop]
+    return "".join(text[i] for i in keep), [spans[i] for i in keep]
+
+
+def _collapse_spaces_map(text: str, spans: list[Span]) -> tuple[str, list[Span]]:
+    """``" ".join(text.split())``; each space spans the whitespace run it replaces."""
+    chars, out, run = [], [], None
+    for i, ch in enumerate(text):
+        if ch.isspace():
+            run = i if run is None else run
+            continue
+        if run is not None and chars:
+            chars.append(" ")
+            out.append((spans[run][0], spans[i - 1][1]))
+        run = None
+        chars.append(ch)
+        out.append(spans[i])
+    return "".join(chars), out
+
+
+def _edged(at: list[Span]) -> list[Span]:
+    """Spans of ``f" {t} "``: the edge spaces are empty spans where the text starts and ends."""
+    return [(at[0][0], at[0][0])] + at + [(at[-1][1], at[-1][1])]
+
+
+def _word_spans(norm: str, at: list[Span]) -> list[Span]:
+    out, i = [], 0
+    for word in norm.split(" "):
+        out.append((at[i][0], at[i + len(word) - 1][1]))
+        i += len(word) + 1
+    return out
+
+
+def _morpheme_span(at: list[Span], m) -> Span:
+    """Kiwi's ``start``/``len`` through ``at`` (clamped, so an odd zero-length token stays inside)."""
+    first = min(m.start, len(at) - 1)
+    last = max(first, min(m.start + m.len, len(at)) - 1)
+    return at[first][0], at[last][1]
+
+
 class NgramFeaturizer:
     """Text → hashed n-gram ids, as configured by an ``NgramConfig``.
 
@@ -320,28 +435,38 @@ class NgramFeaturizer:
         if c.lowercase:
             text = text.lower()
         if c.max_repeat:
-            pattern = _REPEATS.get(c.max_repeat)
-            if pattern is None:
-                pattern = _REPEATS[c.max_repeat] = re.compile(r"(.)\1{%d,}" % c.max_repeat, re.S)
-            text = pattern.sub(r"\1" * c.max_repeat, text)
+            text = _repeats(c.max_repeat).sub(r"\1" * c.max_repeat, text)
         return " ".join(text.split())
 
-    def _morphemes(self, texts: Sequence[str], units: dict[str, list]) -> None:
-        """Forms, ``form/TAG`` and the tail's ``form/TAG`` per text, through Kiwi's batch API."""
+    def _normalize_with_map(self, text: str) -> tuple[str, list[int], list[int]]:
+        """``normalize(text)`` step by step, with the span ``text[starts[i]:ends[i]]`` that its
+        character ``i`` came from (a collapsed whitespace run or a cut repeat goes to the character kept)."""
+        c = self.config
+        norm, spans = _cluster_map(text[: c.max_chars], "NFC")
+        if c.lowercase:
+            norm, spans = _lower_map(norm, spans)
+        if c.max_repeat:
+            norm, spans = _cut_repeats_map(norm, spans, c.max_repeat)
+        norm, spans = _collapse_spaces_map(norm, spans)
+        return norm, [s for s, _ in spans], [e for _, e in spans]
+
+    def _morphemes(self, texts: Sequence[str], units: dict[str, list], analysed: list | None = None) -> None:
+        """Forms, ``form/TAG`` and the tail's ``form/TAG`` per text, through Kiwi's batch API
+        (or from ``analysed``, Kiwi's morphemes of ``texts`` already at hand)."""
         from malmoi.text.words import morphemes
 
         c = self.config
-        analysed = morphemes(list(texts)) if texts else []
+        if analysed is None:
+            analysed = morphemes(list(texts)) if texts else []
         if c.morphemes:
             units["morphemes"] = [[m.form for m in ms] for ms in analysed]
         if c.tagged:
             units["tagged"] = [[f"{m.form}/{m.tag}" for m in ms] for ms in analysed]
         if c.tail_tagged:
-            # Sejong tags S* are punctuation, symbols, numbers and foreign letters: not the verdict
-            units["tail_tagged"] = [[f"{m.form}/{m.tag}" for m in ms if not m.tag.startswith("S")][-c.tail_morphemes:]
+            units["tail_tagged"] = [[f"{m.form}/{m.tag}" for m in _tail_morphemes(ms, c.tail_morphemes)]
                                     for ms in analysed]
 
-    def _units(self, texts: Sequence[str]) -> dict[str, list]:
+    def _units(self, texts: Sequence[str], analysed: list | None = None) -> dict[str, list]:
         """What each kind is cut from: strings for the character kinds, token lists for the others."""
         c = self.config
         units: dict[str, list] = {}
@@ -357,8 +482,33 @@ class NgramFeaturizer:
         if c.tail_chars:
             units["tail_chars"] = [f" {' '.join(t.split(' ')[-c.tail_words:])} " if t else "" for t in texts]
         if c.uses_kiwi:
-            self._morphemes(texts, units)
+            self._morphemes(texts, units, analysed)
         return units
+
+    def _unit_spans(self, norm: str, at: list[Span], analysed: list | None) -> dict[str, list[Span]]:
+        """The input span of every unit ``_units([norm])`` cuts, per kind; ``at`` holds the spans of
+        ``norm``'s characters and ``analysed`` Kiwi's morphemes of ``norm``."""
+        c = self.config
+        if not norm:
+            return {kind: [] for kind in c.kinds}
+        out = {}
+        if c.chars:
+            out["chars"] = _edged(at)
+        if c.joined:
+            out["joined"] = [sp for ch, sp in zip(norm, at) if ch != " "]
+        if c.jamo:
+            out["jamo"] = _through(_edged(at), _cluster_map(f" {norm} ", "NFD")[1])
+        if c.words:
+            out["words"] = _word_spans(norm, at)
+        if c.tail_chars:
+            tail = len(norm) - len(" ".join(norm.split(" ")[-c.tail_words:]))  # where the last words start
+            out["tail_chars"] = _edged(at[tail:])
+        if c.uses_kiwi:
+            kiwi_at = _through(at, _cluster_map(norm, "NFC")[1])  # Kiwi's offsets count in the NFC it was given
+            spans = [_morpheme_span(kiwi_at, m) for m in analysed]
+            out["morphemes"] = out["tagged"] = spans
+            out["tail_tagged"] = [_morpheme_span(kiwi_at, m) for m in _tail_morphemes(analysed, c.tail_morphemes)]
+        return out
 
     # -- encoding
 
@@ -392,20 +542,26 @@ class NgramFeaturizer:
         return Encoded(indptr, ids[order], kiwi_seconds, time.perf_counter() - started)
 
     def ngrams(self, text: str) -> list[Ngram]:
-        """The n-grams of one text with their ids, computed one by one (for reading and testing)."""
-        norm = self.normalize(text)
-        units = self._units([norm])
+        """The n-grams of one text with their ids and their spans in ``text``, computed one by one
+        (for reading, showing and testing)."""
+        from malmoi.text.words import morphemes
+
+        norm, starts, ends = self._normalize_with_map(text)
+        analysed = morphemes(norm) if self.config.uses_kiwi else None  # one Kiwi call for units and spans
+        units = self._units([norm], None if analysed is None else [analysed])
+        spans = self._unit_spans(norm, list(zip(starts, ends)), analysed)
         out = []
         for kind in KINDS:
-            span = getattr(self.config, kind)
-            if not span:
+            size = getattr(self.config, kind)
+            if not size:
                 continue
-            seq = list(units[kind][0])
+            seq, at = list(units[kind][0]), spans[kind]
             where = (self.config.buckets, self.config.slot(kind), self.config.groups)
-            for n in range(span[0], span[1] + 1):
+            for n in range(size[0], size[1] + 1):
                 for i in range(len(seq) - n + 1):
                     piece = tuple(seq[i:i + n])
-                    out.append(Ngram(kind, piece, scalar_id(kind, piece, *where)))
+                    start, end = min(s for s, _ in at[i:i + n]), max(e for _, e in at[i:i + n])
+                    out.append(Ngram(kind, piece, scalar_id(kind, piece, *where), start, end))
         return out
 
     def __call__(self, texts: str | Sequence[str], *, padding: bool | str = False, return_tensors: str | None = None,

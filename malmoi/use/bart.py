@@ -142,7 +142,7 @@ class BartGenerator:
         settings = self.settings(beams=beams, max_new_tokens=max_new_tokens, **options)
         src, mask = self._batch(self._encode([text]))
         tokens = (int(t[0]) for t in generate(self.model, src, settings, attention_mask=mask, stream=True))
-        return stream_text(self.codec.tokenizer, [], tokens)
+        return stream_text(self.codec.tokenizer, [], tokens, settings.eos_token_id)
 
     def reply(self, text: str, beams: int = 1) -> str:
         """The answer to one chat message."""

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+import unicodedata
 
 import numpy as np
 import pytest
@@ -13,6 +15,7 @@ import torch
 
 from malmoi.errors import MalmoiError
 from malmoi.text.ngrams import CONFIG_FILE, KINDS, NgramConfig, NgramFeaturizer, is_featurizer_folder, scalar_id
+from malmoi.text.words import morphemes
 
 OFF = {kind: None for kind in KINDS}
 
@@ -79,7 +82,8 @@ def test_kinds_and_sizes_hash_apart():
     assert len(set(ids.values())) == len(ids)
 
 
-TEXTS = ["영화 재밌다!!!!!", "ㅋㅋㅋㅋㅋ 최고", "", "Good 영화 ㅎㅎ", "a", "배우들 연기가 너무 좋았어요. 10점 만점에 10점"]
+TEXTS = ["영화 재밌다!!!!!", "ㅋㅋㅋㅋㅋ 최고", "", "Good 영화 ㅎㅎ", "a",
+         "배우들 연기가 너무 좋았어요. 10점 만점에 10점"]
 FULL = NgramConfig(buckets=1 << 16, chars=(1, 4), joined=(2, 3), jamo=(2, 4), words=(1, 2), morphemes=(1, 2),
                    tagged=(1, 1), tail_chars=(1, 3), tail_tagged=(1, 2))
 
@@ -176,3 +180,115 @@ def test_lengths_and_rows_agree():
     enc = NgramFeaturizer(FULL).encode(TEXTS)
     assert enc.lengths.tolist() == [enc.row(i).size for i in range(len(TEXTS))]
     assert enc.indptr[-1] == enc.ids.size and isinstance(enc.ids, np.ndarray)
+
+
+# ------------------------------------------------------------------------------------- spans
+
+
+@pytest.mark.parametrize("text, settings, norm, spans", [
+    ("  a \t b  ", {}, "a b", [(2, 3), (3, 6), (6, 7)]),  # a whitespace run is the one space
+    ("\u1100\u1161\u11a8 X", {}, "각 x", [(0, 3), (3, 4), (4, 5)]),  # conjoining jamo merge into one syllable
+    ("İA", {}, "i\u0307a", [(0, 1), (0, 1), (1, 2)]),  # lower() lengthens İ: both pieces are its
+    ("ΟΔΟΣ", {}, "οδος", [(0, 1), (1, 2), (2, 3), (3, 4)]),  # final sigma lowers in context
+    ("ㅋㅋㅋㅋㅋ!", {}, "ㅋㅋㅋ!", [(0, 1), (1, 2), (2, 5), (5, 6)]),  # the last kept ㅋ stands for the cut ones
+    ("ㅋㅋㅋㅋㅋ", dict(max_repeat=0, lowercase=False), "ㅋㅋㅋㅋㅋ", [(i, i + 1) for i in range(5)]),
+    ("AB  CD", dict(lowercase=False, max_chars=4), "AB", [(0, 1), (1, 2)]),
+    ("", {}, "", []),
+])
+def test_normalize_with_map(text, settings, norm, spans):
+    f = NgramFeaturizer(NgramConfig(**settings))
+    got, starts, ends = f._normalize_with_map(text)
+    assert got == norm == f.normalize(text)
+    assert list(zip(starts, ends)) == spans
+
+
+SPAN_TEXTS = [
+    "  영화가  정말 GOOD!! ㅋㅋㅋㅋㅋㅋㅋㅋ 😀 재밌었어요  ",
+    "배우들 연기가\t너무 좋았어요.\n\n10점 만점에 10점 👍🏻 ",
+    "이 영화 WORST... ㅠㅠㅠㅠㅠ 돈 아까워",
+    "\u1112\u1161\u11ab\u1100\u1173\u11af  텍스트 ÉCOLE",  # conjoining jamo, upper-case with an accent
+    "ㅋㅋㅋㅋㅋㅋㅋㅋ",
+    " ",
+]
+
+
+def _cut(f: NgramFeaturizer, text: str) -> set[int]:
+    """Offsets of ``text`` that normalising drops from a long run (an n-gram over them cannot read back as itself)."""
+    k = f.config.max_repeat
+    return {i for m in re.finditer(r"(.)\1{%d,}" % k, text) for i in range(m.start() + k, m.end())}
+
+
+@pytest.mark.parametrize("text", SPAN_TEXTS)
+def test_every_ngram_spans_the_input_it_came_from(text):
+    f = NgramFeaturizer(FULL)
+    grams = f.ngrams(text)
+    assert [g.id for g in grams] == f.encode([text]).row(0).tolist()  # spans leave the ids as they were
+    checked, cut = 0, _cut(f, text)
+    for g in grams:
+        assert 0 <= g.start <= g.end <= len(text), g
+        assert g.end > g.start or g.text == " ", g  # only a lone edge space covers nothing
+        stretch = text[g.start:g.end]
+        clean = cut.isdisjoint(range(g.start - 1, g.end))  # (a kept character before the cut spans it)
+        if g.kind in ("chars", "tail_chars", "joined") and clean:
+            read = f.normalize(stretch)
+            assert (read.replace(" ", "") if g.kind == "joined" else read) == g.text.strip(), (g, stretch)
+            checked += 1
+        if g.kind == "jamo" and clean:
+            assert g.text.strip() in unicodedata.normalize("NFD", f.normalize(stretch)), (g, stretch)
+    assert checked or not text.strip()
+
+
+@pytest.mark.parametrize("text", SPAN_TEXTS)
+def test_an_ngram_spans_its_first_to_its_last_unit(text):
+    grams = NgramFeaturizer(NgramConfig(buckets=1 << 16, **{kind: (1, 3) for kind in KINDS})).ngrams(text)
+    for kind in KINDS:
+        units = [(g.start, g.end) for g in grams if g.kind == kind and len(g.units) == 1]
+        assert units or kind == "tail_tagged" or not text.strip()  # (a text of symbols has no tail)
+        for n in (2, 3):
+            longer = [(g.start, g.end) for g in grams if g.kind == kind and len(g.units) == n]
+            assert longer == [(min(s for s, _ in units[i:i + n]), max(e for _, e in units[i:i + n]))
+                              for i in range(len(units) - n + 1)], (kind, n)
+
+
+@pytest.mark.parametrize("text", SPAN_TEXTS)
+def test_words_span_exactly_the_original_words(text):
+    grams = NgramFeaturizer(FULL).ngrams(text)
+    assert [text[g.start:g.end] for g in grams if g.kind == "words" and len(g.units) == 1] == text.split()
+    for g in grams:
+        if g.kind == "words" and len(g.units) == 2:
+            assert [NgramFeaturizer(FULL).normalize(w) for w in text[g.start:g.end].split()] == list(g.units)
+
+
+@pytest.mark.parametrize("text", SPAN_TEXTS)
+def test_morpheme_spans_cover_their_surface(text):
+    f = NgramFeaturizer(FULL)
+    norm = f.normalize(text)
+    analysed = morphemes(norm)
+    grams = f.ngrams(text)
+    forms = [g for g in grams if g.kind == "morphemes" and len(g.units) == 1]
+    tagged = [g for g in grams if g.kind == "tagged"]
+    assert [g.units[0] for g in forms] == [m.form for m in analysed]
+    for g, m in zip(forms, analysed):
+        assert f.normalize(text[g.start:g.end]) == norm[m.start:m.start + m.len], (g, m)
+    assert [(g.start, g.end) for g in tagged] == [(g.start, g.end) for g in forms]
+    # the tail's spans follow its filter: the last morphemes that are not symbols (S* tags)
+    tail = [(g.start, g.end) for g in grams if g.kind == "tail_tagged" and len(g.units) == 1]
+    kept = [(g.start, g.end) for g in tagged if not g.units[0].rsplit("/", 1)[1].startswith("S")]
+    assert tail == kept[-FULL.tail_morphemes:]
+
+
+@pytest.mark.parametrize("kind, span, text, expected", [
+    ("chars", (2, 2), " 영화  굿 ", [(" 영", 1, 2), ("영화", 1, 3), ("화 ", 2, 5), (" 굿", 3, 6), ("굿 ", 5, 6)]),
+    ("chars", (1, 1), "굿", [(" ", 0, 0), ("굿", 0, 1), (" ", 1, 1)]),
+    ("chars", (3, 3), "ㅋㅋㅋㅋㅋㅋㅋㅋ", [(" ㅋㅋ", 0, 2), ("ㅋㅋㅋ", 0, 8), ("ㅋㅋ ", 1, 8)]),
+    ("joined", (2, 2), "재  밌", [("재밌", 0, 4)]),
+    ("jamo", (2, 2), "\u1106\u1161\u11ba", [(" \u1106", 0, 3), ("\u1106\u1161", 0, 3), ("\u1161\u11ba", 0, 3),
+                                             ("\u11ba ", 0, 3)]),
+    ("words", (1, 2), "GOOD  Movie", [("good", 0, 4), ("movie", 6, 11), ("good movie", 0, 11)]),
+    ("tail_chars", (2, 2), "A  B C", [(" b", 3, 4), ("b ", 3, 5), (" c", 4, 6), ("c ", 5, 6)]),
+    ("morphemes", (1, 2), "했다", [("하", 0, 1), ("었", 0, 1), ("다", 1, 2), ("하 었", 0, 1), ("었 다", 0, 2)]),
+    ("chars", (1, 2), "   ", []),
+])
+def test_spans_by_kind(kind, span, text, expected):
+    settings = dict(tail_words=2) if kind == "tail_chars" else {}
+    assert [(g.text, g.start, g.end) for g in only(kind, span, **settings).ngrams(text)] == expected
