@@ -7,7 +7,6 @@ from typing import List, Optional
 import typer
 
 from malmoi.cli.apps import app
-from malmoi.errors import MalmoiError
 
 
 @app.command(short_help="Serve runs over HTTP with a web page: malmoi serve runs/reviews chat=runs/chatbot")
@@ -40,7 +39,7 @@ def serve(
     passive_openmp()
     import uvicorn
 
-    from malmoi.serve import ServeSettings, create_app, parse_specs
+    from malmoi.serve import ServeSettings, create_app, load_models, parse_specs
     from malmoi.serve.app import CONFIG_ENV, config_json
     from malmoi.serve.registry import check_specs
 
@@ -50,22 +49,16 @@ def serve(
                              max_new_tokens=max_new_tokens)
     specs = parse_specs(runs)
     check_specs(specs)
-    print(f"serving {', '.join(s.name for s in specs)} on http://{host}:{port}/ "
-          f"({'key required' if settings.api_key else 'no key'}; models load in the background: GET /health)",
-          flush=True)
     if workers > 1:
+        print(f"serving {', '.join(s.name for s in specs)} on http://{host}:{port}/ with {workers} processes "
+              f"({'key required' if settings.api_key else 'no key'})", flush=True)
         os.environ[CONFIG_ENV] = config_json(specs, settings)
         uvicorn.run("malmoi.serve.app:app_from_env", factory=True, host=host, port=port, workers=workers,
                     log_level="warning")
         return
-    failed: list[MalmoiError] = []
-
-    def give_up(error: MalmoiError) -> None:
-        failed.append(error)
-        server.should_exit = True
-
-    server = uvicorn.Server(uvicorn.Config(create_app(specs, settings, on_load_error=give_up), host=host, port=port,
-                                           log_level="warning", timeout_graceful_shutdown=3))
-    server.run()
-    if failed:
-        raise failed[0]
+    # Loaded before the port opens: whoever can connect gets answers, not 503s.
+    models = load_models(specs)
+    print(f"serving {', '.join(models)} on http://{host}:{port}/ "
+          f"({'key required' if settings.api_key else 'no key'})", flush=True)
+    uvicorn.run(create_app(settings=settings, models=models), host=host, port=port, log_level="warning",
+                timeout_graceful_shutdown=3)

@@ -466,4 +466,5 @@ def app_from_env() -> FastAPI:
 
     config = json.loads(os.environ[CONFIG_ENV])
     specs = [ModelSpec(name, Path(run)) for name, run in config["specs"]]
-    return create_app(specs, ServeSettings(**config["settings"]))
+    # loaded before this process accepts: the others answer meanwhile
+    return create_app(settings=ServeSettings(**config["settings"]), models=load_models(specs))
