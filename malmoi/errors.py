@@ -134,6 +134,12 @@ ERRORS: dict[str, str] = {
     "E471": "the tokenizer lacks the bos/eos token a language model needs",
     "E472": "no lines to score with a language model or to train a character n-gram model on",
     "E473": "a line to score or to train a character n-gram model on holds a line break or NUL",
+    # E48x inspecting
+    "E480": "the sentence to inspect is empty or blank",
+    "E481": "no word to look up, or a word that is blank or has no tokens",
+    "E482": "Kiwi's CoNg model is not available in the installed kiwipiepy-model",
+    "E483": "the run has no token vectors or hidden states to compare (an n-gram or retrieval run)",
+    "E484": "the embedding map's --out is neither .png nor .html",
     # E5xx network (README documents E501-E503)
     "E501": "a download failed: offline, unreachable, or the connection closed early",
     "E502": "the server answered an HTTP error",

@@ -2,7 +2,7 @@
 
     settings.py  limits, auth and batching knobs      registry.py  NAME=RUN → loaded runs
     worker.py    one inference thread per model       schemas.py   request bodies from the limits
-    app.py       routes, errors, streams              tokens.py    what /v1/tokenize shows
+    app.py       routes, errors, streams              (tokens: malmoi.inspect.tokens)
     metrics.py   Prometheus counters                  statuses.py  error code → HTTP status
     static/      the self-contained web page
 

@@ -297,7 +297,7 @@ def _add_routes(app: FastAPI, state: ServerState, guard: list) -> None:
     @app.post("/v1/tokenize", tags=["models"], dependencies=guard, responses=MODEL_ERRORS)
     async def tokenize(request: schemas.Tokenize) -> dict:
         """Tokens, ids, type ids, mask and character offsets (n-grams with spans for an n-gram run)."""
-        from malmoi.serve.tokens import tokenize as view
+        from malmoi.inspect.tokens import tokenize as view
 
         served, worker = state.model(request.model)
         shown = await worker.call(lambda: view(served.loaded, request.text))

@@ -95,6 +95,8 @@ def load_models(specs: Sequence[ModelSpec]) -> dict[str, ServedModel]:
     models = {}
     for spec in specs:
         loaded = load(spec.run)
+        if hasattr(loaded, "predict_proba"):
+            loaded.predict_proba(["준비"])  # loads what loads lazily (an n-gram run's Kiwi: seconds) before "ready"
         models[spec.name] = ServedModel(spec.name, spec.run, loaded, getattr(loaded, "meta", {}) or {})
     return models
 

@@ -65,6 +65,7 @@ class ModelWorker:
         self.streams: list[tuple[Job, Iterator[str]]] = []
         self.thread = threading.Thread(target=self._run, name=f"malmoi-{served.name}", daemon=True)
         self.stopping = False
+        self.last_batch = 0  # requests in the last classify batch: >1 means clients are concurrent
         self.thread.start()
 
     # -- the request side (event loop)
@@ -138,9 +139,13 @@ class ModelWorker:
             self.metrics.queue_depth.labels(self.served.name).set(self.queue.qsize())
 
     def _gather(self, first: Job) -> list[Job]:
-        """``first`` and the classify requests that arrive within ``max_wait_ms``, up to ``max_batch`` texts."""
+        """``first`` and the classify requests that arrive within ``max_wait_ms``, up to ``max_batch`` texts.
+
+        A lone client never waits: the wait is spent only while others are waiting or the last
+        batch found company, so batching costs nothing at one client and gathers under load."""
         batch, size = [first], first.size
-        deadline = time.perf_counter() + self.settings.max_wait_ms / 1000
+        busy = self.queue.qsize() > 0 or self.last_batch > 1
+        deadline = time.perf_counter() + (self.settings.max_wait_ms / 1000 if busy else 0)
         while size < self.settings.max_batch:
             left = deadline - time.perf_counter()
             try:
@@ -157,6 +162,7 @@ class ModelWorker:
                 break
             batch.append(job)
             size += job.size
+        self.last_batch = len(batch)
         return batch
 
     def _classify(self, batch: list[Job]) -> None:

@@ -1,0 +1,137 @@
+"""One sentence through a run, every stage in one record (a dict that is the ``--json`` output,
+and what the terminal and HTML views are rendered from; its schema is ``schema.json``)."""
+from __future__ import annotations
+
+from malmoi.inspect.text import check_sentence, text_stage
+
+SCHEMA_VERSION = 1
+
+
+def family_of(loaded) -> str:
+    from malmoi.text.ngrams import NgramFeaturizer
+    from malmoi.use import (BartGenerator, LMGenerator, MaskFiller, RetrievalGenerator, Seq2SeqGenerator,
+                            TextClassifier)
+
+    if isinstance(loaded, TextClassifier):
+        return "ngram" if isinstance(loaded.tokenizer, NgramFeaturizer) else "bert"
+    for cls, name in ((LMGenerator, "gpt"), (MaskFiller, "mlm"), (BartGenerator, "bart"),
+                      (Seq2SeqGenerator, "lstm"), (RetrievalGenerator, "retrieval")):
+        if isinstance(loaded, cls):
+            return name
+    raise TypeError(f"cannot inspect a {type(loaded).__name__}")
+
+
+def name_of(loaded):
+    """id → the vocabulary entry's spelling, for whatever tokenizer or codec the run reads with."""
+    from malmoi.inspect.tokens import tokenizer_of
+
+    tok = tokenizer_of(loaded)
+    if hasattr(tok, "convert_ids_to_tokens"):
+        return lambda i: tok.convert_ids_to_tokens(int(i))
+    return lambda i: tok.pieces([int(i)])[0]
+
+
+def inspect_text(loaded, text: str, *, pair: str | None = None, top_k: int = 5, max_tokens: int = 64,
+                 steps: int = 8) -> dict:
+    """Every stage of ``text`` through a loaded run (``malmoi.load``)."""
+    text = check_sentence(text)
+    if pair is not None:
+        check_sentence(pair)
+    family = family_of(loaded)
+    meta = getattr(loaded, "meta", None) or {}
+    stage, notes = text_stage(loaded, text, pair, max_tokens)
+    record = {"schema_version": SCHEMA_VERSION, "run": str(getattr(loaded, "run", "") or ""), "family": family,
+              "task": meta.get("task"), "preset": meta.get("preset"), "text": text, "pair": pair,
+              "notes": notes, "text_stage": stage}
+    build = {"bert": _bert, "gpt": _gpt, "mlm": _mlm, "ngram": _ngram, "lstm": _lstm, "bart": _bart,
+             "retrieval": _retrieval}[family]
+    record.update(build(loaded, record, top_k=top_k, steps=steps))
+    return record
+
+
+def _embeddings(loaded, ids: list[int], top_k: int) -> dict | None:
+    from malmoi.inspect.embeddings import embedding_stage, embedding_table
+
+    table = embedding_table(loaded)
+    return None if table is None else embedding_stage(table, ids, name_of(loaded), top_k)
+
+
+def _tensor_inputs(stage: dict) -> dict:
+    import torch
+
+    return {k: torch.tensor([stage[k]]) for k in ("input_ids", "attention_mask", "token_type_ids")}
+
+
+def _bert(loaded, record: dict, *, top_k: int, steps: int) -> dict:
+    from malmoi.inspect.classifier import decision_stage
+    from malmoi.inspect.transformer import layers_stage, run_layers
+
+    stage = record["text_stage"]
+    inputs = _tensor_inputs(stage)
+    hidden, attentions = run_layers(loaded.model.encoder, inputs)
+    return {"embeddings": _embeddings(loaded, stage["input_ids"], top_k),
+            "layers": layers_stage(hidden, attentions),
+            "classifier": decision_stage(loaded, inputs, record["text"], record["pair"])}
+
+
+def _gpt(loaded, record: dict, *, top_k: int, steps: int) -> dict:
+    import torch
+
+    from malmoi.inspect.gpt import generation_stage
+    from malmoi.inspect.transformer import layers_stage, logit_lens, run_layers
+
+    stage = record["text_stage"]
+    # the layers read exactly the text stage's ids: [CLS] + tokens + [SEP], as training read documents
+    inputs = {k: torch.tensor([stage[k]]) for k in ("input_ids", "attention_mask")}
+    model = loaded.model
+    hidden, attentions = run_layers(model, inputs)
+    spell = name_of(loaded)
+    return {"embeddings": _embeddings(loaded, stage["input_ids"], top_k),
+            "layers": {**layers_stage(hidden, attentions),
+                       "logit_lens": logit_lens(hidden, model.transformer.ln_f, model.lm_head, spell,
+                                                last_is_normed=True)},
+            "generation": generation_stage(loaded, record["text"], steps=steps, top_k=top_k, name_of=spell)}
+
+
+def _mlm(loaded, record: dict, *, top_k: int, steps: int) -> dict:
+    from malmoi.inspect.transformer import layers_stage, logit_lens, run_layers
+
+    stage = record["text_stage"]
+    model = loaded.model
+    hidden, attentions = run_layers(model, _tensor_inputs(stage))
+    head = model.get_output_embeddings() if _is_plain_decoder(model) else model.cls
+    out = {"embeddings": _embeddings(loaded, stage["input_ids"], top_k),
+           "layers": {**layers_stage(hidden, attentions),
+                      "logit_lens": logit_lens(hidden, lambda h: h, head, name_of(loaded))}}
+    if loaded.tokenizer.mask_token in record["text"]:
+        out["fillings"] = [f.__dict__ for f in loaded.fill(record["text"], top_k=top_k)]
+    return out
+
+
+def _is_plain_decoder(model) -> bool:
+    return not hasattr(model, "cls")
+
+
+def _ngram(loaded, record: dict, *, top_k: int, steps: int) -> dict:
+    from malmoi.inspect.ngram import ngram_decision
+
+    return {"classifier": ngram_decision(loaded, record["text"])}
+
+
+def _lstm(loaded, record: dict, *, top_k: int, steps: int) -> dict:
+    from malmoi.inspect.seq2seq import lstm_stages
+
+    return {"embeddings": _embeddings(loaded, record["text_stage"]["input_ids"], top_k),
+            "seq2seq": lstm_stages(loaded, record["text"], top_k=top_k)}
+
+
+def _bart(loaded, record: dict, *, top_k: int, steps: int) -> dict:
+    from malmoi.inspect.seq2seq import bart_stages
+
+    return {"embeddings": _embeddings(loaded, record["text_stage"]["input_ids"], top_k),
+            "seq2seq": bart_stages(loaded, record["text"], top_k=top_k)}
+
+
+def _retrieval(loaded, record: dict, *, top_k: int, steps: int) -> dict:
+    answer = loaded.generate([record["text"]])[0]
+    return {"retrieval": {"answer": answer.text, "matched": answer.matched, "similarity": answer.similarity}}
