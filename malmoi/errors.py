@@ -140,6 +140,7 @@ ERRORS: dict[str, str] = {
     "E482": "Kiwi's CoNg model is not available in the installed kiwipiepy-model",
     "E483": "the run has no token vectors or hidden states to compare (an n-gram or retrieval run)",
     "E484": "the embedding map's --out is neither .png nor .html",
+    "E485": "the run holds a kind of model the inspector cannot read",
     # E5xx network (README documents E501-E503)
     "E501": "a download failed: offline, unreachable, or the connection closed early",
     "E502": "the server answered an HTTP error",

@@ -2,6 +2,7 @@
 and what the terminal and HTML views are rendered from; its schema is ``schema.json``)."""
 from __future__ import annotations
 
+from malmoi.errors import MalmoiError
 from malmoi.inspect.text import check_sentence, text_stage
 
 SCHEMA_VERSION = 1
@@ -18,7 +19,7 @@ def family_of(loaded) -> str:
                       (Seq2SeqGenerator, "lstm"), (RetrievalGenerator, "retrieval")):
         if isinstance(loaded, cls):
             return name
-    raise TypeError(f"cannot inspect a {type(loaded).__name__}")
+    raise MalmoiError("E485", f"cannot inspect a {type(loaded).__name__}")
 
 
 def name_of(loaded):
@@ -122,14 +123,32 @@ def _lstm(loaded, record: dict, *, top_k: int, steps: int) -> dict:
     from malmoi.inspect.seq2seq import lstm_stages
 
     return {"embeddings": _embeddings(loaded, record["text_stage"]["input_ids"], top_k),
-            "seq2seq": lstm_stages(loaded, record["text"], top_k=top_k)}
+            "seq2seq": _fitting(lambda text: lstm_stages(loaded, text, top_k=top_k), record)}
 
 
 def _bart(loaded, record: dict, *, top_k: int, steps: int) -> dict:
     from malmoi.inspect.seq2seq import bart_stages
 
     return {"embeddings": _embeddings(loaded, record["text_stage"]["input_ids"], top_k),
-            "seq2seq": bart_stages(loaded, record["text"], top_k=top_k)}
+            "seq2seq": _fitting(lambda text: bart_stages(loaded, text, top_k=top_k), record)}
+
+
+def _fitting(stages, record: dict) -> dict:
+    """A seq2seq run refuses a source past its --max-source-length (E423): answer the longest
+    leading part of the words that fits, and say so."""
+    words = record["text"].split()
+    for keep in range(len(words), 0, -1):
+        try:
+            out = stages(" ".join(words[:keep]))
+        except MalmoiError as e:
+            if e.code != "E423":
+                raise
+            continue
+        if keep < len(words):
+            record["notes"].append(f"the run reads at most its --max-source-length: the answer is to the first "
+                                   f"{keep} of {len(words)} words")
+        return out
+    raise MalmoiError("E423", "even the first word is longer than the run's --max-source-length")
 
 
 def _retrieval(loaded, record: dict, *, top_k: int, steps: int) -> dict:

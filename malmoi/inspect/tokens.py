@@ -49,7 +49,11 @@ def readable(token: str, text: str, offset: list[int], sequence: int | None) -> 
     ``##``, Metaspace's ``▁`` and byte-level pieces of one syllable all become plain Hangul);
     special tokens as themselves."""
     start, end = offset
-    return text[start:end] if sequence is not None and end > start else token
+    if sequence is None or end <= start:
+        return token
+    if not token.removeprefix("##").strip("▁Ġ "):  # a piece that is only a word-start mark
+        return "␣"
+    return text[start:end]
 
 
 def _units(codec, text: str) -> dict:

@@ -10,7 +10,7 @@ DIGITS = 4
 
 
 def rounded(x: torch.Tensor) -> list:
-    return torch.round(x.float(), decimals=DIGITS).tolist()
+    return torch.round(x.double(), decimals=DIGITS).tolist()  # in double: 0.563, not 0.5630000233650208
 
 
 @contextmanager

@@ -4,7 +4,7 @@
     GET  /v1/models        OpenAI-shaped model list         POST /v1/tokenize   tokens, ids, masks, offsets
     POST /v1/classify      labels and probabilities         POST /v1/generate   text, or server-sent events
     POST /v1/completions   OpenAI completions (GPT runs)    GET  /metrics       Prometheus text
-    GET  /openapi.json     the schema
+    POST /v1/inspect       every stage of one sentence      GET  /openapi.json  the schema
 
 Errors are ``{"error": {"code", "message"}}`` with the status ``serve/statuses.py`` gives the code.
 """
@@ -37,7 +37,7 @@ from malmoi.serve.worker import ModelWorker
 
 RETRY_AFTER_S = 1
 ROUTES = ("/", "/health", "/v1/models", "/v1/tokenize", "/v1/classify", "/v1/generate", "/v1/completions",
-          "/metrics", "/openapi.json")
+          "/v1/inspect", "/metrics", "/openapi.json")
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
@@ -302,6 +302,24 @@ def _add_routes(app: FastAPI, state: ServerState, guard: list) -> None:
         served, worker = state.model(request.model)
         shown = await worker.call(lambda: view(served.loaded, request.text))
         return {"model": served.name, "text": request.text, **shown}
+
+    @app.post("/v1/inspect", tags=["models"], dependencies=guard,
+              responses={200: {"content": {"text/html": {}}, "description": "the record, or its page"},
+                         **MODEL_ERRORS})
+    async def inspect(request: schemas.Inspect):
+        """Every stage of one sentence through the model (``malmoi inspect``): the record as JSON, or
+        with ``"format": "html"`` the same self-contained page ``--html`` writes."""
+        from malmoi.inspect import inspect_text
+
+        served, worker = state.model(request.model)
+        record = await worker.call(lambda: inspect_text(served.loaded, request.text, pair=request.pair,
+                                                        top_k=request.top_k, max_tokens=request.max_tokens,
+                                                        steps=request.steps))
+        if request.format == "html":
+            from malmoi.inspect.page import render_html
+
+            return HTMLResponse(render_html(record), media_type="text/html; charset=utf-8")
+        return record
 
     @app.post("/v1/classify", tags=["models"], dependencies=guard, responses=MODEL_ERRORS)
     async def classify(request: schemas.Classify) -> dict:

@@ -3,7 +3,7 @@ request past one is refused with 422 naming the field (``ServeSettings``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -17,6 +17,7 @@ class Schemas:
     Tokenize: type[BaseModel]
     Generate: type[BaseModel]
     Completions: type[BaseModel]
+    Inspect: type[BaseModel]
 
 
 def build_schemas(settings) -> Schemas:
@@ -70,7 +71,19 @@ def build_schemas(settings) -> Schemas:
         stream: bool = False
         seed: Annotated[int, Field(ge=0, le=MAX_SEED)] | None = None
 
-    return Schemas(ClassifyRequest, TokenizeRequest, GenerateRequest, CompletionsRequest)
+    class InspectRequest(BaseModel):
+        """A sentence to follow through every stage of a run (``malmoi inspect``)."""
+
+        model_config = strict
+        model: Name
+        text: Text
+        pair: Text | None = None
+        top_k: Annotated[int, Field(ge=1, le=20)] = 5
+        max_tokens: Annotated[int, Field(ge=2, le=256)] = 64
+        steps: Annotated[int, Field(ge=1, le=32)] = 8
+        format: Literal["json", "html"] = "json"
+
+    return Schemas(ClassifyRequest, TokenizeRequest, GenerateRequest, CompletionsRequest, InspectRequest)
 
 
 def sampling_options(request: Any) -> dict:

@@ -404,3 +404,17 @@ def test_listening_beyond_loopback_needs_a_key(host, monkeypatch):
 def test_the_key_can_come_from_the_environment(monkeypatch):
     monkeypatch.setenv("MALMOI_API_KEY", "from-env")
     assert ServeSettings(host="0.0.0.0").api_key == "from-env"
+
+
+def test_the_server_shows_the_inspect_view(client, runs):
+    from malmoi.inspect import inspect_text
+
+    body = {"model": "bert", "text": "배우들 연기가 정말 좋았어요"}
+    record = client.post("/v1/inspect", json=body, headers=AUTH).json()
+    expected = inspect_text(load(runs["bert"]), body["text"])
+    assert record["text_stage"]["input_ids"] == expected["text_stage"]["input_ids"]
+    assert record["classifier"]["probabilities"] == pytest.approx(expected["classifier"]["probabilities"])
+    page = client.post("/v1/inspect", json={**body, "format": "html"}, headers=AUTH)
+    assert page.status_code == 200 and "charset=utf-8" in page.headers["content-type"]
+    assert body["text"] in page.text and "http://" not in page.text and "https://" not in page.text
+    assert client.post("/v1/inspect", json={"model": "bert", "text": " "}, headers=AUTH).status_code == 422
