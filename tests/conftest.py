@@ -35,3 +35,40 @@ def cli(capsys):
         return code, out, err
 
     return run
+
+
+@pytest.fixture(scope="session")
+def tiny_runs(tmp_path_factory):
+    """Tiny trained runs of every family the server and the inspector read, trained once per test
+    session on the bundled samples: ngram, bert, gpt, mlm, lstm (word-level chat) and retrieval."""
+    import torch
+
+    import malmoi
+    from malmoi.data.samples import sample_path
+
+    bert = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+    gpt = dict(n_embd=32, n_layer=2, n_head=2, n_inner=64, n_positions=640, resid_pdrop=0.0, embd_pdrop=0.0,
+               attn_pdrop=0.0)  # 640 positions: a 512-token generation fits (the server's limit)
+    quiet = dict(progress=False, say=lambda message: None, seed=1)
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    tmp = tmp_path_factory.mktemp("tiny_runs")
+    reviews, corpus, chatbot = sample_path("reviews"), sample_path("corpus"), sample_path("chatbot")
+    runs = {
+        "ngram": malmoi.train(task="classify", data=reviews, text="document", label="label", out=tmp / "ngram",
+                              preset="ngram-small", epochs=2, **quiet).run,
+        "bert": malmoi.train(task="classify", data=reviews, text="document", label="label", out=tmp / "bert",
+                             preset="bert-tiny", model_overrides=bert, vocab_size=300, epochs=2, batch_size=32,
+                             max_length=32, **quiet).run,
+        "gpt": malmoi.train(task="lm", data=corpus, out=tmp / "gpt", vocab_size=300, block_size=64, batch_size=16,
+                            max_steps=80, eval_every=80, lr=1e-2, model_overrides=gpt, **quiet).run,
+        "mlm": malmoi.train(task="mlm", data=corpus, out=tmp / "mlm", preset="bert-tiny", model_overrides=bert,
+                            vocab_size=300, max_length=32, batch_size=16, epochs=1, **quiet).run,
+        "lstm": malmoi.train(task="seq2seq", data=chatbot, source="Q", target="A", out=tmp / "lstm",
+                             preset="lstm-bahdanau", units="words", epochs=2, batch_size=32,
+                             model_overrides=dict(emb_dim=32, hidden=64, dropout=0.0), **quiet).run,
+        "retrieval": malmoi.train(task="seq2seq", data=chatbot, source="Q", target="A", out=tmp / "retrieval",
+                                  preset="retrieval", **quiet).run,
+    }
+    torch.set_num_threads(before)
+    return runs

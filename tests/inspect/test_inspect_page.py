@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 import malmoi
-from malmoi.data.samples import sample_path
 from malmoi.inspect import inspect_text
 from malmoi.inspect.page import render_html, save_html
 
@@ -29,7 +28,6 @@ MASKED = "배우들 [MASK] 정말 좋았어요"
 HOSTILE = '</script><script>document.title="x"</script><!-- 좋아요 & <b>굵게</b>'
 LONG = "이 영화는 정말 재미있었고 배우들의 연기도 훌륭했으며 음악과 영상미까지 모두 좋아서 " * 8
 FILLS = "cells => cells.map(c => c.getAttribute('fill'))"
-QUIET = dict(progress=False, say=lambda message: None)
 # the sections each family's page draws (notes only when the text was cut)
 SECTIONS = {
     "bert": ("text", "embeddings", "layers", "classifier"),
@@ -46,16 +44,9 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def loaded(inspect_runs, tmp_path_factory):
-    """The session's tiny runs and two more of this module's: an n-gram classifier, an LSTM seq2seq."""
-    tmp = tmp_path_factory.mktemp("page_runs")
-    runs = dict(inspect_runs)
-    runs["ngram"] = malmoi.train(task="classify", data=sample_path("reviews"), text="document", label="label",
-                                 out=tmp / "ngram", preset="ngram-small", epochs=1, seed=1, **QUIET).run
-    runs["lstm"] = malmoi.train(task="seq2seq", data=sample_path("chatbot"), source="Q", target="A",
-                                out=tmp / "lstm", preset="lstm-bahdanau", units="words", epochs=1, batch_size=32,
-                                model_overrides=dict(emb_dim=16, hidden=32, dropout=0.0), max_target_length=8,
-                                seed=1, **QUIET).run
+def loaded(inspect_runs, tiny_runs):
+    """The session's tiny runs, with its n-gram classifier and LSTM seq2seq."""
+    runs = {**inspect_runs, "ngram": tiny_runs["ngram"], "lstm": tiny_runs["lstm"]}
     return {name: malmoi.load(run) for name, run in runs.items()}
 
 

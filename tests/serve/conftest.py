@@ -8,41 +8,11 @@ from contextlib import contextmanager
 
 import pytest
 
-from malmoi.data.samples import sample_path
-
-GPT = dict(n_embd=32, n_layer=2, n_head=2, n_inner=64, n_positions=640, resid_pdrop=0.0, embd_pdrop=0.0,
-           attn_pdrop=0.0)
-BERT = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
-LSTM = dict(emb_dim=32, hidden=64, dropout=0.0)
-QUIET = dict(progress=False, say=lambda message: None)
-
 
 @pytest.fixture(scope="session")
-def runs(tmp_path_factory):
-    """name → run directory: ngram and bert classifiers, a GPT, an LSTM seq2seq."""
-    import torch
-
-    import malmoi
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    tmp = tmp_path_factory.mktemp("serve_runs")
-    reviews = sample_path("reviews")
-    out = {
-        "ngram": malmoi.train(task="classify", data=reviews, text="document", label="label", out=tmp / "ngram",
-                              preset="ngram-small", epochs=2, seed=1, **QUIET).run,
-        "bert": malmoi.train(task="classify", data=reviews, text="document", label="label", out=tmp / "bert",
-                             preset="bert-tiny", model_overrides=BERT, vocab_size=300, epochs=1, batch_size=32,
-                             max_length=32, seed=1, **QUIET).run,
-        "gpt": malmoi.train(task="lm", data=sample_path("corpus"), out=tmp / "gpt", vocab_size=300,
-                            block_size=64, batch_size=16, max_steps=80, eval_every=80, lr=1e-2,
-                            model_overrides=GPT, seed=1, **QUIET).run,
-        "chat": malmoi.train(task="seq2seq", data=sample_path("chatbot"), source="Q", target="A",
-                             out=tmp / "chat", preset="lstm-bahdanau", units="words", epochs=2, batch_size=32,
-                             model_overrides=LSTM, seed=1, **QUIET).run,
-    }
-    torch.set_num_threads(before)
-    return out
+def runs(tiny_runs):
+    """name → run directory: ngram and bert classifiers, a GPT, an LSTM seq2seq ("chat")."""
+    return {"ngram": tiny_runs["ngram"], "bert": tiny_runs["bert"], "gpt": tiny_runs["gpt"], "chat": tiny_runs["lstm"]}
 
 
 @pytest.fixture(scope="session")
