@@ -72,3 +72,57 @@ def tiny_runs(tmp_path_factory):
     }
     torch.set_num_threads(before)
     return runs
+
+
+CHROMIUM = "/usr/bin/chromium"
+"""Debian's chromium (``make test`` installs it with fonts-nanum); browser tests skip without it."""
+needs_chromium = pytest.mark.skipif(not os.path.exists(CHROMIUM),
+                                    reason="chromium is not installed: apt-get install chromium fonts-nanum")
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    """A headless chromium context with a fresh profile and no background network traffic."""
+    if not os.path.exists(CHROMIUM):
+        pytest.skip("chromium is not installed: apt-get install chromium fonts-nanum")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    args = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run"]
+    with sync_api.sync_playwright() as p:
+        context = p.chromium.launch_persistent_context(
+            str(tmp_path_factory.mktemp("chromium-profile")), executable_path=CHROMIUM, args=args, headless=True,
+            viewport={"width": 1000, "height": 900}, locale="ko-KR")
+        context.set_default_timeout(15_000)
+        yield context
+        context.close()
+
+
+@pytest.fixture(scope="session")
+def check_hangul_font():
+    """``check(page, selector)``: chromium drew the element's text with a Korean font, not tofu boxes
+    (asked through the DevTools protocol); only a warning where no Korean font is installed."""
+    import subprocess
+    import warnings
+
+    def fonts_of(page, selector: str) -> list[str]:
+        cdp = page.context.new_cdp_session(page)
+        cdp.send("DOM.enable")
+        cdp.send("CSS.enable")
+        root = cdp.send("DOM.getDocument")["root"]["nodeId"]
+        node = cdp.send("DOM.querySelector", {"nodeId": root, "selector": selector})["nodeId"]
+        fonts = cdp.send("CSS.getPlatformFontsForNode", {"nodeId": node})["fonts"]
+        cdp.detach()
+        return [f["familyName"] for f in fonts if f["glyphCount"]]
+
+    def check(page, selector: str) -> None:
+        fonts = fonts_of(page, selector)
+        try:
+            installed = subprocess.run(["fc-list", ":lang=ko", "family"], capture_output=True, text=True).stdout
+        except OSError:
+            installed = ""
+        if installed.strip():
+            assert any(k in f for f in fonts for k in ("Nanum", "Noto Sans CJK", "Noto Sans KR")), fonts
+        else:
+            warnings.warn(f"no Korean font installed (apt-get install fonts-nanum): Hangul drawn with {fonts}")
+
+    return check

@@ -8,8 +8,6 @@ from __future__ import annotations
 import html
 import json
 import re
-import subprocess
-import warnings
 from pathlib import Path
 
 import pytest
@@ -18,11 +16,7 @@ import malmoi
 from malmoi.inspect import inspect_text
 from malmoi.inspect.page import render_html, save_html
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
 OUT = Path(__file__).parent.parent / "serve" / "out"
-TIMEOUT_MS = 15_000
 SENTENCE = "배우들 연기가 정말 좋았어요"
 MASKED = "배우들 [MASK] 정말 좋았어요"
 HOSTILE = '</script><script>document.title="x"</script><!-- 좋아요 & <b>굵게</b>'
@@ -38,8 +32,6 @@ SECTIONS = {
     "lstm": ("text", "embeddings", "seq2seq"),
     "bart": ("text", "embeddings", "seq2seq"),
 }
-needs_chromium = pytest.mark.skipif(not Path(CHROMIUM).exists(),
-                                    reason="chromium is not installed: apt-get install chromium fonts-nanum")
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
@@ -69,19 +61,6 @@ def records(loaded):
     out = {name: inspect_text(model, MASKED if name == "mlm" else SENTENCE) for name, model in loaded.items()}
     out["bart"] = bart_shaped(out["lstm"])
     return out
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    """A headless chromium context with a fresh profile."""
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("chromium-profile")), executable_path=CHROMIUM, args=ARGS, headless=True,
-            viewport={"width": 1000, "height": 900}, locale="ko-KR")
-        context.set_default_timeout(TIMEOUT_MS)
-        yield context
-        context.close()
 
 
 class Opened:
@@ -151,9 +130,8 @@ def test_notes_and_missing_stages(records):
     assert "NaN" not in render_html(nan).split('id="record">')[1]
 
 
-@needs_chromium
 @pytest.mark.parametrize("family", list(SECTIONS))
-def test_the_page_in_a_browser(family, records, browser, tmp_path):
+def test_the_page_in_a_browser(family, records, browser, tmp_path, check_hangul_font):
     record = records[family]
     path = tmp_path / f"{family}.html"
     save_html(record, path)
@@ -213,7 +191,7 @@ def test_the_page_in_a_browser(family, records, browser, tmp_path):
     page.screenshot(path=str(OUT / f"inspect_{family}.png"), full_page=True)
     opened.check_quiet()
     if family in ("bert", "gpt"):  # last: the DevTools CSS domain fetches the file again, with a console error
-        check_font(page)
+        check_hangul_font(page, "#sentence")
     page.close()
 
 
@@ -248,35 +226,6 @@ def check_layers(opened: Opened, record: dict) -> None:
     assert opened.count("#attention-map rect.cell") == T * T
 
 
-def check_font(page) -> None:
-    """Hangul is drawn with a Korean font, not tofu boxes: ask chromium which font drew the sentence."""
-    fonts = _fonts_of(page, "#sentence")
-    if _korean_fonts():
-        assert any(k in f for f in fonts for k in ("Nanum", "Noto Sans CJK", "Noto Sans KR")), fonts
-    else:
-        warnings.warn(f"no Korean font installed (apt-get install fonts-nanum): Hangul drawn with {fonts}")
-
-
-def _fonts_of(page, selector: str) -> list[str]:
-    cdp = page.context.new_cdp_session(page)
-    cdp.send("DOM.enable")
-    cdp.send("CSS.enable")
-    root = cdp.send("DOM.getDocument")["root"]["nodeId"]
-    node = cdp.send("DOM.querySelector", {"nodeId": root, "selector": selector})["nodeId"]
-    fonts = cdp.send("CSS.getPlatformFontsForNode", {"nodeId": node})["fonts"]
-    cdp.detach()
-    return [f["familyName"] for f in fonts if f["glyphCount"]]
-
-
-def _korean_fonts() -> bool:
-    try:
-        found = subprocess.run(["fc-list", ":lang=ko", "family"], capture_output=True, text=True, check=False)
-    except OSError:
-        return False
-    return bool(found.stdout.strip())
-
-
-@needs_chromium
 def test_a_hostile_sentence_stays_text_in_the_browser(loaded, browser, tmp_path):
     record = inspect_text(loaded["bert"], HOSTILE)
     save_html(record, tmp_path / "hostile.html")
@@ -288,7 +237,6 @@ def test_a_hostile_sentence_stays_text_in_the_browser(loaded, browser, tmp_path)
     opened.page.close()
 
 
-@needs_chromium
 def test_a_long_input_stays_usable(loaded, browser, tmp_path):
     """Cut to 64 tokens: 64 × 64 attention cells that shrink to fit, tables that scroll sideways."""
     record = inspect_text(loaded["gpt"], LONG, max_tokens=64)
@@ -309,7 +257,6 @@ def test_a_long_input_stays_usable(loaded, browser, tmp_path):
     page.close()
 
 
-@needs_chromium
 def test_a_sentence_pair(loaded, browser, tmp_path):
     record = inspect_text(loaded["bert"], SENTENCE, pair="다시 보고 싶어요")
     save_html(record, tmp_path / "pair.html")

@@ -2,33 +2,12 @@
 server: key prompt, model picker, token table, probability bars, streamed GPT text, chat."""
 from __future__ import annotations
 
-import subprocess
-import warnings
 from pathlib import Path
 
 import pytest
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
 OUT = Path(__file__).parent / "out"
 SENTENCE = "배우들 연기가 정말 좋았어요"
-TIMEOUT_MS = 15_000
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
-                                reason="chromium is not installed: apt-get install chromium fonts-nanum")
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    """A headless chromium context with a fresh profile."""
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("chromium-profile")), executable_path=CHROMIUM, args=ARGS, headless=True,
-            viewport={"width": 1000, "height": 900}, locale="ko-KR")
-        context.set_default_timeout(TIMEOUT_MS)
-        yield context
-        context.close()
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +19,7 @@ def base_url(served, serve_in_thread):
         yield url
 
 
-def test_page_in_a_browser(browser, base_url):
+def test_page_in_a_browser(browser, base_url, check_hangul_font):
     page = browser.new_page()
     requests: list[str] = []
     page.on("request", lambda r: requests.append(r.url))
@@ -84,11 +63,7 @@ def test_page_in_a_browser(browser, base_url):
     widths = page.eval_on_selector_all("#bars .fill", "f => f.map(x => parseFloat(x.style.width))")
     assert abs(sum(widths) - 100) < 0.5
     # Hangul is drawn with a Korean font, not tofu boxes: ask chromium which font drew a token
-    fonts = _fonts_of(page, "#tokens tr:first-child td:nth-child(3)")
-    if _korean_fonts():
-        assert any(k in f for f in fonts for k in ("Nanum", "Noto Sans CJK", "Noto Sans KR")), fonts
-    else:
-        warnings.warn(f"no Korean font installed (apt-get install fonts-nanum): Hangul drawn with {fonts}")
+    check_hangul_font(page, "#tokens tr:first-child td:nth-child(3)")
     OUT.mkdir(exist_ok=True)
     page.screenshot(path=str(OUT / "page.png"), full_page=True)
 
@@ -119,26 +94,6 @@ def test_page_in_a_browser(browser, base_url):
     # the page fetched nothing but its own server
     assert requests and all(url.startswith(base_url + "/") for url in requests), requests
     page.close()
-
-
-def _fonts_of(page, selector: str) -> list[str]:
-    """The platform fonts chromium rendered the element's text with (DevTools protocol)."""
-    cdp = page.context.new_cdp_session(page)
-    cdp.send("DOM.enable")
-    cdp.send("CSS.enable")
-    root = cdp.send("DOM.getDocument")["root"]["nodeId"]
-    node = cdp.send("DOM.querySelector", {"nodeId": root, "selector": selector})["nodeId"]
-    fonts = cdp.send("CSS.getPlatformFontsForNode", {"nodeId": node})["fonts"]
-    cdp.detach()
-    return [f["familyName"] for f in fonts if f["glyphCount"]]
-
-
-def _korean_fonts() -> bool:
-    try:
-        found = subprocess.run(["fc-list", ":lang=ko", "family"], capture_output=True, text=True, check=False)
-    except OSError:
-        return False
-    return bool(found.stdout.strip())
 
 
 def test_event_stream_reader_joins_split_events(browser, base_url):
