@@ -162,3 +162,13 @@ def test_the_command_line(cli, inspect_runs):
     assert code == 0 and "logit lens" in out and "generation" in out
     code, out, err = cli("inspect", inspect_runs["bert"], "")
     assert code == 2 and "E480" in err and len(err.strip().splitlines()) == 1
+
+
+def test_ngram_and_lstm_records_validate(tiny_runs):
+    for name, family in (("ngram", "ngram"), ("lstm", "lstm")):
+        record = inspect_text(malmoi.load(tiny_runs[name]), SENTENCE)
+        jsonschema.validate(record, SCHEMA)
+        assert record["family"] == family
+    record = inspect_text(malmoi.load(tiny_runs["ngram"]), SENTENCE)
+    assert record["classifier"]["probabilities"] == pytest.approx(
+        malmoi.load(tiny_runs["ngram"]).predict([SENTENCE])[0].probabilities, abs=1e-6)

@@ -133,3 +133,21 @@ def test_a_long_input_is_refused_as_generate_refuses_it(lstm, bart):
         assert got.value.code == refused.value.code == "E423"
         short = "안녕하세요"  # under the limit: inspected as usual
         assert stages(generator, short)["source_tokens"] == generator.codec.pieces(generator._encode([short])[0])
+
+
+def test_whole_records_validate_and_a_long_input_is_cut_with_a_note(lstm, bart):
+    import json
+    from importlib import resources
+
+    import jsonschema
+
+    from malmoi.inspect import inspect_text
+
+    schema = json.loads(resources.files("malmoi.inspect").joinpath("schema.json").read_text(encoding="utf-8"))
+    for generator, family in ((lstm, "lstm"), (bart, "bart")):
+        record = inspect_text(generator, questions(1)[0])
+        jsonschema.validate(record, schema)
+        assert record["family"] == family and record["seq2seq"]["text"] == generator.generate(questions(1))[0].text
+        long = inspect_text(generator, " ".join(["안녕하세요"] * 40))
+        jsonschema.validate(long, schema)
+        assert any("first" in note for note in long["notes"])
