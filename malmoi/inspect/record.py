@@ -129,8 +129,31 @@ def _lstm(loaded, record: dict, *, top_k: int, steps: int) -> dict:
 def _bart(loaded, record: dict, *, top_k: int, steps: int) -> dict:
     from malmoi.inspect.seq2seq import bart_stages
 
-    return {"embeddings": _embeddings(loaded, record["text_stage"]["input_ids"], top_k),
-            "seq2seq": _fitting(lambda text: bart_stages(loaded, text, top_k=top_k), record)}
+    out = {"embeddings": _embeddings(loaded, record["text_stage"]["input_ids"], top_k),
+           "seq2seq": _fitting(lambda text: bart_stages(loaded, text, top_k=top_k), record)}
+    layers = _bart_encoder_layers(loaded, record)
+    if layers is not None:
+        out["layers"] = layers
+    return out
+
+
+def _bart_encoder_layers(loaded, record: dict) -> dict | None:
+    """The encoder's layers over the source, when the source it reads is the text stage's tokens
+    (the views label rows and columns with them)."""
+    import torch
+
+    from malmoi.inspect.transformer import layers_stage, run_layers
+
+    ids = record["text_stage"]["input_ids"]
+    try:
+        encoded = loaded._encode([record["text"]])[0]
+    except MalmoiError:
+        return None  # past the run's source length: the seq2seq stage answered a part
+    if list(encoded) != list(ids):
+        record["notes"].append("the encoder's layers are not shown: it reads other tokens than the text stage's")
+        return None
+    inputs = {"input_ids": torch.tensor([ids]), "attention_mask": torch.ones(1, len(ids), dtype=torch.long)}
+    return layers_stage(*run_layers(loaded.model.get_encoder(), inputs))
 
 
 def _fitting(stages, record: dict) -> dict:

@@ -151,3 +151,14 @@ def test_whole_records_validate_and_a_long_input_is_cut_with_a_note(lstm, bart):
         long = inspect_text(generator, " ".join(["안녕하세요"] * 40))
         jsonschema.validate(long, schema)
         assert any("first" in note for note in long["notes"])
+
+
+def test_bart_records_show_the_encoders_layers(bart):
+    from malmoi.inspect import inspect_text
+
+    record = inspect_text(bart, questions(1)[0])
+    layers = record["layers"]
+    n = len(record["text_stage"]["input_ids"])
+    assert layers["layers"] == 2 and len(layers["hidden_norms"]) == 3
+    for head in layers["attention"][0]:
+        assert len(head) == n and all(abs(sum(row) - 1) < 1e-3 for row in head)
