@@ -88,6 +88,7 @@ ERRORS: dict[str, str] = {
     "E305": "--out holds a run of another task, architecture or label set",
     "E306": "resuming with a different batch size, gradient accumulation, process count or data size",
     "E307": "--out exists and is not a demo run",
+    "E308": "--resume on a finished run that kept no checkpoints",
     "E310": "a checkpoint is missing its weights or cannot be read",
     # E4xx models and inference -- loading models, tokenizers and vocabularies
     "E401": "not a loadable Hugging Face model folder",
@@ -180,6 +181,7 @@ HINTS: dict[str, str] = {
     "E305": "use a new --out",
     "E306": "resume with the settings and data the run was trained with, or start a new --out",
     "E307": "choose another --out",
+    "E308": "train into a new --out; pass --keep-checkpoints to continue a finished run later",
     "E406": "training did not finish; continue it with --resume",
     "E423": "shorten the input, or train with a larger --max-source-length",
     "E427": "training did not finish; continue it with --resume",

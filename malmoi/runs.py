@@ -31,9 +31,19 @@ def prepare_out(out: str | os.PathLike, resume: bool) -> Path:
     if exists and not resume:
         raise MalmoiError("E301", f"{out} already exists; pass --resume to continue it or choose another --out")
     if resume and not (out / "checkpoints" / "last").exists():
+        if _finished(out):
+            raise MalmoiError("E308", f"{out} finished training and kept no checkpoints, so it cannot continue; "
+                                      "train into a new --out (with --keep-checkpoints to continue it later)")
         raise MalmoiError("E302", f"nothing to resume in {out}: no checkpoints/last")
     out.mkdir(parents=True, exist_ok=True)
     return out
+
+
+def _finished(out: Path) -> bool:
+    try:
+        return read_meta(out).get("status") == "done"
+    except MalmoiError:
+        return False
 
 
 def read_meta(run: str | os.PathLike) -> dict:

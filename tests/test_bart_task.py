@@ -277,7 +277,8 @@ def test_cli_train_seq2seq_with_the_full_preset(data, tmp_path, cli):
 def test_resume_keeps_the_transformer_whatever_the_new_command_says(data, tmp_path):
     common = dict(task="seq2seq", data=data["pairs"], valid=data["pairs"], source="Q", target="A",
                   out=tmp_path / "run", tokenizer=data["tokenizer"], say=lambda _: None)
-    first = malmoi.train(preset="bart-mini", **{**FAST, "max_steps": 2, "eval_every": 2}, **common)
+    first = malmoi.train(preset="bart-mini", keep_checkpoints=True, **{**FAST, "max_steps": 2, "eval_every": 2},
+                         **common)
     second = malmoi.train(resume=True, **{**FAST, "max_steps": 4, "eval_every": 2}, **common)
     assert (first.steps, second.steps) == (2, 4)  # the command's default preset (lstm-bahdanau) is ignored
     assert isinstance(malmoi.load(tmp_path / "run"), BartGenerator)

@@ -160,10 +160,10 @@ def test_run_directory_layout(trained):
     run = result.run
     names = {p.name for p in run.iterdir()}
     assert {"config.json", "model.safetensors", "head.safetensors", "tokenizer.json", "tokenizer_config.json",
-            "malmoi.json", "metrics.jsonl", "curve.png", "checkpoints"} <= names
-    assert {p.name for p in (run / "checkpoints").iterdir()} == {"best", "last"}
+            "malmoi.json", "metrics.jsonl", "curve.png"} <= names
+    assert "checkpoints" not in names  # a finished run holds its model once
     meta = json.loads((run / "malmoi.json").read_text(encoding="utf-8"))
-    assert meta["task"] == "classify" and meta["status"] == "done"
+    assert meta["task"] == "classify" and meta["status"] == "done" and meta["checkpoints_kept"] is False
     assert meta["labels"] == ["긍정", "부정"]
     assert meta["columns"] == {"text": "document", "label": "label"}
     assert meta["preset"] == "bert-tiny" and meta["max_length"] == 16
@@ -225,13 +225,25 @@ def test_resume_with_other_labels_is_refused(trained, tmp_path):
 
 
 def test_resume_continues_a_finished_run_for_more_epochs(tmp_path):
-    opts = options(tmp_path, vocab_size=100, epochs=1, batch_size=8, max_length=12)
+    opts = options(tmp_path, vocab_size=100, epochs=1, batch_size=8, max_length=12, keep_checkpoints=True)
     first = malmoi.train(task="classify", **opts)
+    assert {p.name for p in (first.run / "checkpoints").iterdir()} == {"best", "last"}
     tokenizer_before = (first.run / "tokenizer.json").read_bytes()
     more = malmoi.train(task="classify", **{**opts, "epochs": 2, "resume": True})
     assert more.steps == 2 * first.steps
     assert (more.run / "tokenizer.json").read_bytes() == tokenizer_before  # not retrained
     assert json.loads((more.run / "malmoi.json").read_text())["status"] == "done"
+
+
+def test_a_finished_run_without_checkpoints_refuses_to_resume(tmp_path):
+    opts = options(tmp_path, vocab_size=100, epochs=1, batch_size=8, max_length=12)
+    first = malmoi.train(task="classify", **opts)
+    assert not (first.run / "checkpoints").exists()
+    model_before = (first.run / "model.safetensors").read_bytes()
+    with pytest.raises(MalmoiError) as e:
+        malmoi.train(task="classify", **{**opts, "epochs": 2, "resume": True})
+    assert e.value.code == "E308" and "--keep-checkpoints" in str(e.value)
+    assert (first.run / "model.safetensors").read_bytes() == model_before  # nothing touched
 
 
 @pytest.mark.parametrize("name", ["classify", "seq2seq", "lm", "mlm"])

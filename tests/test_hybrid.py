@@ -3,7 +3,6 @@ where nothing similar is found, through every command a seq2seq run takes."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 
@@ -133,7 +132,7 @@ def test_resume_continues_the_generator(run, tmp_path):
     data = write_pairs(tmp_path / "pairs.csv", PAIRS * 3)
     common = dict(task="seq2seq", data=data, source="Q", target="A", out=tmp_path / "run", preset="hybrid",
                   valid_split=0.2, batch_size=8, model_overrides=TINY, say=lambda _: None)
-    first = malmoi.train(epochs=1, **common)
+    first = malmoi.train(epochs=1, keep_checkpoints=True, **common)
     second = malmoi.train(epochs=2, resume=True, **common)
     assert second.steps > first.steps
     with pytest.raises(MalmoiError) as e:
@@ -148,7 +147,10 @@ def test_a_run_killed_before_the_generators_first_checkpoint_starts_again(tmp_pa
               "say": lambda _: None}
     malmoi.train(**common)
     meta = json.loads((tmp_path / "run" / "malmoi.json").read_text(encoding="utf-8"))
-    shutil.rmtree(tmp_path / "run" / "generator" / "checkpoints")  # as if killed before it saved one
+    assert not (tmp_path / "run" / "generator" / "checkpoints").exists()  # a finished run keeps none
+    generator_meta = json.loads((tmp_path / "run" / "generator" / "malmoi.json").read_text(encoding="utf-8"))
+    (tmp_path / "run" / "generator" / "malmoi.json").write_text(  # as if killed before its first checkpoint
+        json.dumps({**generator_meta, "status": "training"}), encoding="utf-8")
     (tmp_path / "run" / "malmoi.json").write_text(json.dumps({**meta, "status": "training"}), encoding="utf-8")
     assert malmoi.train(**common).steps > 0
     with pytest.raises(MalmoiError) as e:  # a finished run is not overwritten

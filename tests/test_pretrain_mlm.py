@@ -120,7 +120,7 @@ def pretrained(tmp_path_factory):
     memoriser = {**TINY, "hidden_size": 64, "intermediate_size": 128, "hidden_dropout_prob": 0.0,
                  "attention_probs_dropout_prob": 0.0}
     result = train(task="mlm", **options(tmp, epochs=60, batch_size=4, log_every=5, mlm_probability=0.3, pack=False,
-                                valid_split=0.25, model_overrides=memoriser))
+                                valid_split=0.25, model_overrides=memoriser, keep_checkpoints=True))
     return result
 
 

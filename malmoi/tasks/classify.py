@@ -289,4 +289,5 @@ class ClassifyTask:
         result = fit(model, train_set, valid_set, args=opts.train_args(), out=out, collate=collate,
                      evaluate=classify_evaluate, export=export, metric="accuracy", maximize=True,
                      resume=resume, lengths=train_set.lengths)
-        return finish_run(out, result, started, len(train_set), len(valid_set), data.skipped_empty)
+        return finish_run(out, result, started, len(train_set), len(valid_set), data.skipped_empty,
+                          opts.keep_checkpoints)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, fields
@@ -46,6 +47,9 @@ class LoopOptions(TrainArgs):
     """Stop training after this long (``"90s"``, ``"10m"``, ``"1h"`` or seconds); 0 means no limit."""
     resume: bool = False
     """Continue the run in ``out`` from its last checkpoint."""
+    keep_checkpoints: bool = False
+    """Keep ``checkpoints/`` (the optimizer state: about 3× the model) once training ends, to
+    --resume the finished run for more epochs later; by default a finished run holds its model once."""
 
     def tuned(self) -> dict:
         """Loop settings the chosen preset was tuned with (``lr``, ``batch_size``, ``epochs``)."""
@@ -123,15 +127,19 @@ def best_eval_metrics(out: Path, best_step: int | None) -> dict[str, float]:
 
 
 def finish_run(out: Path, fitted, started: float, train_examples: int, valid_examples: int,
-               skipped_empty: int = 0) -> TrainResult:
+               skipped_empty: int = 0, keep_checkpoints: bool = False) -> TrainResult:
     """What a task's ``train`` returns once ``fit`` (its result is ``fitted``) has ended; the main
-    process also records it in malmoi.json. The metrics are those of the exported model."""
+    process also records it in malmoi.json, then removes ``checkpoints/`` unless ``keep_checkpoints``
+    (the exported model is the run's one copy). The metrics are those of the exported model."""
     metrics = best_eval_metrics(out, fitted.best_step) or dict(fitted.metrics)
     if process_state().is_main_process:
         meta = read_meta(out)
         meta.update(status="done", result=metrics, stopped_by=fitted.stopped_by, steps=fitted.steps,
-                    epochs_done=fitted.epochs, samples_per_s=round(fitted.samples_per_s, 2))
-        write_meta(out, meta)
+                    epochs_done=fitted.epochs, samples_per_s=round(fitted.samples_per_s, 2),
+                    checkpoints_kept=keep_checkpoints)
+        write_meta(out, meta)  # "done" first: a run killed while pruning is finished, not resumable
+        if not keep_checkpoints:
+            shutil.rmtree(Path(out) / "checkpoints", ignore_errors=True)
     return TrainResult(out, metrics, train_examples, valid_examples, skipped_empty, time.monotonic() - started,
                        fitted.stopped_by, fitted.steps, fitted.samples_per_s)
 

@@ -209,4 +209,5 @@ class LMTask:
         result = fit(model, train_set, valid_set, args=opts.train_args(), out=out,
                      collate=PadCollator(pad_id=tokenizer.pad_token_id or 0), evaluate=evaluate, export=export,
                      metric="loss", maximize=False, resume=resume, on_eval=on_eval)
-        return finish_run(out, result, started, len(train_texts), len(valid_texts))
+        return finish_run(out, result, started, len(train_texts), len(valid_texts),
+                          keep_checkpoints=opts.keep_checkpoints)

@@ -197,4 +197,5 @@ class MLMTask:
         collate = MLMCollator.from_tokenizer(tokenizer, mlm_probability=opts.mlm_probability)
         result = fit(model, train_set, valid_set, args=opts.train_args(), out=out, collate=collate, evaluate=mlm_evaluate,
                      export=export, metric="loss", maximize=False, resume=resume, lengths=train_set.lengths)
-        return finish_run(out, result, started, len(train_texts), len(valid_texts))
+        return finish_run(out, result, started, len(train_texts), len(valid_texts),
+                          keep_checkpoints=opts.keep_checkpoints)

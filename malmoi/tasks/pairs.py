@@ -287,4 +287,5 @@ def fit_pairs(run: PairRun, say: Say, started: float, *, describe: str, save_mod
     result = fit(run.model, train_set, valid_set, args=opts.train_args(), out=run.out,
                  collate=PadCollator(pad_id=codec.pad_id), evaluate=evaluate, export=export, metric=opts.select_by,
                  maximize=opts.select_by != "loss", resume=run.resume, lengths=train_set.lengths, on_eval=on_eval)
-    return finish_run(run.out, result, started, len(train_set), len(valid_set), data.skipped_empty)
+    return finish_run(run.out, result, started, len(train_set), len(valid_set), data.skipped_empty,
+                      opts.keep_checkpoints)
