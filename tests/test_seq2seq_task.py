@@ -248,7 +248,7 @@ def test_resume_continues_a_run_with_its_own_vocabulary_and_model(data, tmp_path
     common = dict(task="seq2seq", data=data["train"], source="Q", target="A", out=tmp_path / "run",
                   preset="lstm-bahdanau", units="words", batch_size=32, model_overrides=TINY, progress=False,
                   say=lambda _: None)
-    first = malmoi.train(epochs=1, **common)
+    first = malmoi.train(epochs=1, keep_checkpoints=True, **common)
     vocab = (tmp_path / "run" / "malmoi_vocab.json").read_text(encoding="utf-8")
     # the resumed command asks for another preset: the run's own is kept
     second = malmoi.train(epochs=2, resume=True, **{**common, "preset": "lstm"})
