@@ -34,17 +34,21 @@ def inspect_command(
     passive_openmp()
     if top_k < 1 or max_tokens < 2 or steps < 1:
         raise MalmoiError("E201", "--top-k and --steps must be at least 1, --max-tokens at least 2")
+    if kiwi and not words:
+        raise MalmoiError("E201", "--kiwi goes with --words")
+    if not words:  # refused before a model is loaded
+        from malmoi.inspect.text import check_sentence
+
+        if not text or len(text) != 1:
+            raise MalmoiError("E480", 'give one sentence in quotes: malmoi inspect RUN "문장"' if not text else
+                                      f"give the sentence as one argument in quotes (got {len(text)} words)")
+        check_sentence(text[0])
     from malmoi.use import load
 
     loaded = load(run)
     if words:
         _words(loaded, text or [], kiwi, as_json)
         return
-    if kiwi:
-        raise MalmoiError("E201", "--kiwi goes with --words")
-    if not text or len(text) != 1:
-        raise MalmoiError("E480", 'give one sentence in quotes: malmoi inspect RUN "문장"' if not text else
-                                  f"give the sentence as one argument in quotes (got {len(text)} words)")
     from malmoi.inspect import inspect_text
 
     record = inspect_text(loaded, text[0], pair=pair, top_k=top_k, max_tokens=max_tokens, steps=steps)

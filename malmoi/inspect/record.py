@@ -100,17 +100,13 @@ def _mlm(loaded, record: dict, *, top_k: int, steps: int) -> dict:
     stage = record["text_stage"]
     model = loaded.model
     hidden, attentions = run_layers(model, _tensor_inputs(stage))
-    head = model.get_output_embeddings() if _is_plain_decoder(model) else model.cls
+    head = getattr(model, "cls", None) or model.get_output_embeddings()  # BERT's MLM head: transform + decoder
     out = {"embeddings": _embeddings(loaded, stage["input_ids"], top_k),
            "layers": {**layers_stage(hidden, attentions),
                       "logit_lens": logit_lens(hidden, lambda h: h, head, name_of(loaded))}}
     if loaded.tokenizer.mask_token in record["text"]:
         out["fillings"] = [f.__dict__ for f in loaded.fill(record["text"], top_k=top_k)]
     return out
-
-
-def _is_plain_decoder(model) -> bool:
-    return not hasattr(model, "cls")
 
 
 def _ngram(loaded, record: dict, *, top_k: int, steps: int) -> dict:

@@ -18,7 +18,7 @@ import time
 import uuid
 from contextlib import asynccontextmanager
 from importlib import resources
-from typing import Any, Callable
+from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request, Security
 from fastapi.exceptions import RequestValidationError
@@ -36,8 +36,6 @@ from malmoi.serve.statuses import status_of
 from malmoi.serve.worker import ModelWorker
 
 RETRY_AFTER_S = 1
-ROUTES = ("/", "/health", "/v1/models", "/v1/tokenize", "/v1/classify", "/v1/generate", "/v1/completions",
-          "/v1/inspect", "/metrics", "/openapi.json")
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
@@ -76,6 +74,11 @@ class ServerState:
         self.workers: dict[str, ModelWorker] = {}
         self.ready = threading.Event()
         self.load_error: MalmoiError | None = None
+        self.routes: set[str] = set()
+        """The app's paths: metrics label a request by its path only if it is one (fuzzers invent many)."""
+
+    def route(self, path: str) -> str:
+        return path if path in self.routes else "other"
 
     def start(self, models: dict[str, ServedModel]) -> None:
         self.models = models
@@ -95,8 +98,7 @@ class ServerState:
 
 
 def create_app(specs: list[ModelSpec] | None = None, settings: ServeSettings | None = None, *,
-               models: dict[str, ServedModel] | None = None,
-               on_load_error: Callable[[MalmoiError], None] | None = None) -> FastAPI:
+               models: dict[str, ServedModel] | None = None) -> FastAPI:
     """The app for ``specs`` (loaded in the background once the app starts, so that ``/health``
     answers 503 meanwhile) or for already loaded ``models``."""
     settings = settings or ServeSettings()
@@ -110,7 +112,7 @@ def create_app(specs: list[ModelSpec] | None = None, settings: ServeSettings | N
 
         torch.set_num_threads(settings.torch_threads())
         if models is None:
-            threading.Thread(target=_load, args=(state, specs or [], on_load_error), daemon=True).start()
+            threading.Thread(target=_load, args=(state, specs or []), daemon=True).start()
         yield
         state.stop()
 
@@ -118,19 +120,18 @@ def create_app(specs: list[ModelSpec] | None = None, settings: ServeSettings | N
                   docs_url=None, redoc_url=None, openapi_url=None)
     app.state.malmoi = state
     app.add_middleware(BodyLimit, limit=settings.max_body)
-    app.add_middleware(RequestMetrics, metrics=state.metrics)
+    app.add_middleware(RequestMetrics, state=state)
     _add_error_handlers(app, state)
     _add_routes(app, state, [Depends(_auth(settings.api_key))] if settings.api_key else [])
+    state.routes.update(route.path for route in app.routes)
     return app
 
 
-def _load(state: ServerState, specs: list[ModelSpec], on_error) -> None:
+def _load(state: ServerState, specs: list[ModelSpec]) -> None:
     try:
         state.start(load_models(specs))
-    except MalmoiError as e:
+    except MalmoiError as e:  # /health says so
         state.load_error = e
-        if on_error:
-            on_error(e)
 
 
 # ------------------------------------------------------------------------------------- auth, limits
@@ -176,13 +177,13 @@ class BodyLimit:
 class RequestMetrics:
     """Requests, statuses and latency per route (unknown paths counted as one route)."""
 
-    def __init__(self, app, metrics: ServerMetrics):
-        self.app, self.metrics = app, metrics
+    def __init__(self, app, state: ServerState):
+        self.app, self.state = app, state
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        route = scope["path"] if scope["path"] in ROUTES else "other"
+        route = self.state.route(scope["path"])
         started, status = time.perf_counter(), 500
 
         async def sent(message):
@@ -194,8 +195,8 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, sent)
         finally:
-            self.metrics.requests.labels(route, str(status)).inc()
-            self.metrics.latency.labels(route).observe(time.perf_counter() - started)
+            self.state.metrics.requests.labels(route, str(status)).inc()
+            self.state.metrics.latency.labels(route).observe(time.perf_counter() - started)
 
 
 async def _send_json(send, status: int, body: dict) -> None:
@@ -230,7 +231,7 @@ def _field(error: dict) -> str:
 
 def _add_error_handlers(app: FastAPI, state: ServerState) -> None:
     def route(request: Request) -> str:
-        return request.url.path if request.url.path in ROUTES else "other"
+        return state.route(request.url.path)
 
     @app.exception_handler(MalmoiError)
     async def malmoi_error(request: Request, e: MalmoiError):
