@@ -80,6 +80,11 @@ ERRORS: dict[str, str] = {
     "E275": "sampling options or --stream on a run that generates only greedily or with beams",
     # E2xx arguments -- attention maps
     "E280": "--layer names no decoder layer of this model",
+    # E2xx arguments -- compressing a run
+    "E290": "--bits is not one of 32, 16, 8 and 4",
+    "E291": "--target-size cannot be read, or is below the smallest size the model can reach",
+    "E292": "compress was given neither --target-size nor --bits",
+    "E293": "the run holds a model that compress cannot make smaller",
     # E3xx run directories
     "E301": "--out already holds a run",
     "E302": "nothing to resume: the run has no checkpoints/last",

@@ -8,7 +8,7 @@ from pathlib import Path
 import malmoi
 
 PACKAGE = Path(malmoi.__file__).parent
-LAYERS = ["errors", "version", "files", "runs", "text", "data", "models", "training", "tasks", "use", "inspect", "serve", "cli"]
+LAYERS = ["errors", "version", "files", "sizes", "runs", "text", "data", "models", "training", "tasks", "use", "inspect", "serve", "cli"]
 """Bottom to top: a module may import its own layer and the ones before it."""
 
 

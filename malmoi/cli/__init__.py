@@ -14,6 +14,7 @@ from malmoi.cli import text  # noqa: F401,I001
 from malmoi.cli import data  # noqa: F401
 from malmoi.cli import train  # noqa: F401
 from malmoi.cli import use  # noqa: F401
+from malmoi.cli import compress  # noqa: F401
 from malmoi.cli import demo  # noqa: F401
 from malmoi.cli import seq2seq  # noqa: F401
 from malmoi.cli import pretrain  # noqa: F401

@@ -30,6 +30,9 @@ from malmoi.files import atomic_write_bytes, safetensors_bytes
 from malmoi.models.presets import hf_config
 
 HEAD_FILE = "head.safetensors"
+WEIGHTS_FILE = "model.safetensors"
+COMPACT_FORMAT = "malmoi.compact-encoder"
+"""An encoder's weights quantized per row (``save_encoder``)."""
 
 
 @contextmanager
@@ -73,9 +76,54 @@ def load_encoder(folder: str | os.PathLike):
     with quiet_transformers():
         try:
             config = AutoConfig.from_pretrained(folder)
-            return AutoModel.from_pretrained(folder, dtype=torch.float32, **_without_pooler(config))
+            bits = compact_bits(folder)
+            if bits is None:
+                return AutoModel.from_pretrained(folder, dtype=torch.float32, **_without_pooler(config))
+            encoder = AutoModel.from_config(config, **_without_pooler(config))
         except (OSError, ValueError) as e:
             raise MalmoiError("E401", f"cannot load a model from {folder}: {str(e).splitlines()[0]}") from None
+    set_storage_bits(encoder, bits, load_file(str(folder / WEIGHTS_FILE)))
+    return encoder.eval()
+
+
+def compact_bits(folder: Path) -> int | None:
+    """The bits of an encoder ``save_encoder`` stored quantized, None for a Hugging Face one."""
+    from safetensors import safe_open
+
+    path = folder / WEIGHTS_FILE
+    if not path.is_file():
+        return None
+    with safe_open(str(path), "pt") as f:
+        meta = f.metadata() or {}
+    return int(meta["bits"]) if meta.get("format") == COMPACT_FORMAT else None
+
+
+def set_storage_bits(encoder: nn.Module, bits: int, stored: dict[str, torch.Tensor] | None = None) -> None:
+    """Give ``encoder`` the weights it has stored at ``bits`` (``models/quantize.py``): from ``stored``
+    tensors, or its own rounded the way saving rounds them."""
+    from malmoi.models.quantize import BITS, dequantize_state, quantize_state
+
+    if bits not in BITS:
+        raise MalmoiError("E290", f"--bits must be one of {', '.join(map(str, BITS))}, got {bits}")
+    shapes = {k: v.shape for k, v in encoder.state_dict().items()}
+    stored = quantize_state(encoder.state_dict(), bits) if stored is None else stored
+    encoder.load_state_dict(dequantize_state(stored, bits, shapes), strict=True)
+    encoder.storage_bits = bits
+
+
+def save_encoder(encoder: nn.Module, folder: Path) -> None:
+    """A Hugging Face folder, or for an encoder stored below 32 bits its config and its quantized
+    weights (which only ``load_encoder`` reads)."""
+    from malmoi.models.quantize import quantize_state
+
+    bits = getattr(encoder, "storage_bits", 32)
+    with quiet_transformers():
+        if bits == 32:
+            encoder.save_pretrained(folder)
+            return
+        encoder.config.save_pretrained(folder)
+    tensors = quantize_state(encoder.state_dict(), bits)
+    atomic_write_bytes(folder / WEIGHTS_FILE, safetensors_bytes(tensors, {"format": COMPACT_FORMAT, "bits": str(bits)}))
 
 
 FIRST_TOKEN_LAYERS = ("BertLayer", "RobertaLayer", "XLMRobertaLayer", "CamembertLayer", "ElectraLayer")
@@ -182,8 +230,7 @@ class EncoderClassifier(nn.Module):
         """Encoder as a Hugging Face folder, head as ``head.safetensors`` (its sizes in the metadata)."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        with quiet_transformers():
-            self.encoder.save_pretrained(folder)
+        save_encoder(self.encoder, folder)
         tensors = {"weight": self.head.weight.detach().contiguous(), "bias": self.head.bias.detach().contiguous()}
         meta = {"format": "malmoi.EncoderClassifier", "num_labels": str(self.num_labels),
                 "dropout": str(self.dropout.p)}

@@ -39,13 +39,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 from torch.nn import functional as F
-from transformers.modeling_outputs import SequenceClassifierOutput
 
 from malmoi.errors import MalmoiError
-from malmoi.files import atomic_write_json
+from malmoi.files import atomic_path, atomic_write_bytes, atomic_write_json, safetensors_bytes
 
 CONFIG_FILE = "ngram_model.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -71,6 +70,10 @@ class NgramBagConfig:
     """The kinds (``(id - 1) % groups``) this member reads; None reads them all."""
     rows: int = 0
     """Rows of this member's embedding table, ids folded into it (0 = the model's ``num_embeddings``)."""
+    kept: int = 0
+    """Rows a compact model kept of that table (0 = all of them; ``models/compact.py``): the table then
+    holds padding, the ``kept`` rows (the sorted row ids they stand for come with them) and one zero
+    row that every id left out reads."""
 
     def check(self, groups: int, num_embeddings: int) -> None:
         if self.pooling not in POOLINGS:
@@ -82,6 +85,12 @@ class NgramBagConfig:
         # folding keeps (id - 1) % groups only when the table holds whole rounds of the groups
         if self.rows and (self.rows % groups or not groups <= self.rows < num_embeddings):
             raise MalmoiError("E451", f"rows must be a multiple of {groups} below {num_embeddings}, got {self.rows}")
+        if not 0 <= self.kept <= self.table_rows(num_embeddings) - 1:
+            raise MalmoiError("E451", f"kept must be between 0 and the table's rows, got {self.kept}")
+
+    def table_rows(self, num_embeddings: int) -> int:
+        """Rows of the full table, the padding row included."""
+        return (self.rows or num_embeddings - 1) + 1
 
 
 @dataclass
@@ -148,13 +157,25 @@ def log_count_ratios(ids: torch.Tensor, doc: torch.Tensor, label_ids: torch.Tens
     return ratios
 
 
+def kept_positions(ids: torch.Tensor, kept_ids: torch.Tensor) -> torch.Tensor:
+    """Row ids → their row in a compact table: 1 + position in the sorted ``kept_ids``, the zero row
+    after them if not kept, 0 for padding. A left-out n-gram still counts in its text's mean (as a
+    zero vector): reading it as padding instead would rescale every mean, and costs accuracy."""
+    pos = torch.searchsorted(kept_ids, ids).clamp_max(len(kept_ids) - 1)
+    found = torch.where(kept_ids[pos] == ids, pos + 1, len(kept_ids) + 1)
+    return torch.where(ids != 0, found, 0)
+
+
 class NgramBag(nn.Module):
     """One member: an embedding table pooled one way, an optional ReLU layer, a linear head."""
 
     def __init__(self, config: NgramClassifierConfig, bag: NgramBagConfig):
         super().__init__()
         self.config, self.bag = config, bag
-        rows = (bag.rows or config.num_embeddings - 1) + 1
+        rows = bag.kept + 2 if bag.kept else bag.table_rows(config.num_embeddings)
+        # a compact table's row ids (filled by ``compact.load_compact``); not a parameter: never trained
+        self.register_buffer("kept_ids", torch.zeros(bag.kept, dtype=torch.long) if bag.kept else None,
+                             persistent=False)
         if bag.pooling == "nb":
             self._init_nb(rows, config.num_labels)
             return
@@ -200,6 +221,8 @@ class NgramBag(nn.Module):
         ids = input_ids.masked_fill(~keep, 0)  # left out: the padding id
         if bag.rows:
             ids = torch.where(keep, (ids - 1).remainder(bag.rows) + 1, 0)  # folding keeps the kind
+        if self.kept_ids is not None:  # a compact table
+            ids = kept_positions(ids, self.kept_ids)
         return ids, keep, kind
 
     def member_ids(self, input_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -255,6 +278,17 @@ class NgramBag(nn.Module):
         return self.head(h)  # (B, C)
 
 
+@dataclass
+class NgramOutput:
+    """What ``NgramClassifier`` returns, read by attribute as transformers' outputs are (whose import
+    alone would double a cold ``malmoi predict``)."""
+
+    loss: torch.Tensor | None
+    """Mean cross-entropy of the members, when labels are given."""
+    logits: torch.Tensor
+    """(B, C) the prediction; the ensemble's is its mean probability as log-probabilities."""
+
+
 class NgramClassifier(nn.Module):
     """One or more ``NgramBag`` members over the same n-gram ids; loss only when labels are given."""
 
@@ -262,6 +296,8 @@ class NgramClassifier(nn.Module):
         super().__init__()
         self.config = config
         self.members = nn.ModuleList(NgramBag(config, bag) for bag in config.members)
+        self.storage_bits = 32
+        """Bits per stored table value (``models/quantize.py``); a compact model's, or 32."""
 
     @property
     def num_labels(self) -> int:
@@ -276,7 +312,7 @@ class NgramClassifier(nn.Module):
         return len(members)
 
     def forward(self, input_ids: torch.Tensor, labels: torch.Tensor | None = None,
-                attention_mask: torch.Tensor | None = None) -> SequenceClassifierOutput:
+                attention_mask: torch.Tensor | None = None) -> NgramOutput:
         """``attention_mask`` is accepted and ignored: id 0 already marks padding."""
         if input_ids.dim() != 2:
             raise MalmoiError("E452", f"input_ids must be (batch, n-grams), got shape {tuple(input_ids.shape)}")
@@ -285,20 +321,33 @@ class NgramClassifier(nn.Module):
         if labels is not None:
             loss = sum(F.cross_entropy(logits, labels) for logits in each) / len(each)
         if len(each) == 1:
-            return SequenceClassifierOutput(loss=loss, logits=each[0])
+            return NgramOutput(loss=loss, logits=each[0])
         # the members' mean probability, as log-probabilities: softmax / argmax give the ensemble's answer
         logits = torch.logsumexp(torch.stack([F.log_softmax(x, -1) for x in each]), 0) - math.log(len(each))
-        return SequenceClassifierOutput(loss=loss, logits=logits)
+        return NgramOutput(loss=loss, logits=logits)
 
     # -- persistence
 
     def save(self, folder: str | os.PathLike) -> None:
         """Weights as ``model.safetensors`` and sizes as ``ngram_model.json`` in ``folder``."""
+        from malmoi.models.compact import compact_tensors
+
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        tensors = {k: v.detach().contiguous() for k, v in self.state_dict().items()}
-        save_file(tensors, str(folder / WEIGHTS_FILE), metadata={"format": FORMAT})
+        if self.is_compact:  # small: built in memory, with its metadata in a fixed order
+            metadata = {"format": FORMAT, "bits": str(self.storage_bits)}
+            tensors = compact_tensors(self, self.storage_bits)
+            atomic_write_bytes(folder / WEIGHTS_FILE, safetensors_bytes(tensors, metadata))
+        else:  # up to a gigabyte: written by the library straight to a temporary file
+            tensors = {k: v.detach().contiguous() for k, v in self.state_dict().items()}
+            with atomic_path(folder / WEIGHTS_FILE) as tmp:
+                save_file(tensors, str(tmp), metadata={"format": FORMAT})
         atomic_write_json(folder / CONFIG_FILE, {"format": FORMAT, **asdict(self.config)})
+
+    @property
+    def is_compact(self) -> bool:
+        """Whether the model keeps only some table rows or stores them below 32 bits (``models/compact.py``)."""
+        return self.storage_bits != 32 or any(m.kept_ids is not None for m in self.members)
 
     @classmethod
     def load(cls, folder: str | os.PathLike) -> "NgramClassifier":
@@ -314,8 +363,30 @@ class NgramClassifier(nn.Module):
         if data.pop("format", None) != FORMAT:
             raise MalmoiError("E453", f"{path} is not a malmoi n-gram classifier")
         model = cls(NgramClassifierConfig(**data))
-        model.load_state_dict(load_file(str(folder / WEIGHTS_FILE)))
+        tensors, metadata = _read_weights(folder / WEIGHTS_FILE)
+        if "bits" in metadata or any(m.bag.kept for m in model.members):
+            from malmoi.models.compact import load_compact
+
+            return load_compact(model, tensors, _bits(metadata, folder), folder / WEIGHTS_FILE).eval()
+        model.load_state_dict(tensors)
         return model.eval()
+
+
+def _read_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return {k: f.get_tensor(k) for k in f.keys()}, f.metadata() or {}
+    except (SafetensorError, OSError) as e:
+        raise MalmoiError("E453", f"{path} is unreadable: {e}") from None
+
+
+def _bits(metadata: dict[str, str], folder: Path) -> int:
+    try:
+        return int(metadata.get("bits", "32"))
+    except ValueError:
+        raise MalmoiError("E453", f"{folder / WEIGHTS_FILE} gives its bits as {metadata['bits']!r}") from None
 
 
 def is_ngram_model_folder(folder: str | os.PathLike) -> bool:

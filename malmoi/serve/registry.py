@@ -60,9 +60,9 @@ class ServedModel:
 
     @property
     def generates(self) -> bool:
-        from malmoi.use import GENERATORS
+        from malmoi.use import is_generator
 
-        return isinstance(self.loaded, GENERATORS)
+        return is_generator(self.loaded)
 
     @property
     def continues_prompt(self) -> bool:

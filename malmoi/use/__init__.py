@@ -23,35 +23,50 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Protocol, Sequence, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, Sequence, runtime_checkable
 
 from malmoi.errors import MalmoiError
 from malmoi.runs import read_meta
-from malmoi.use.bart import BartGenerator
-from malmoi.use.classifier import TextClassifier
-from malmoi.use.heatmap import save_attention_png
-from malmoi.use.hybrid import HybridGenerator
-from malmoi.use.lm import LMGenerator
-from malmoi.use.mask_filler import MaskFiller
-from malmoi.use.results import Answer, AttentionMap, Evaluation, Filling, Misclassified, Prediction
-from malmoi.use.retrieval import RetrievalGenerator
-from malmoi.use.seq2seq import Seq2SeqGenerator
 
-__all__ = ["load", "load_generator", "save_attention_png", "TextGenerator", "TextClassifier", "Seq2SeqGenerator",
-           "BartGenerator", "RetrievalGenerator", "HybridGenerator", "LMGenerator", "MaskFiller", "Answer", "AttentionMap", "Evaluation", "Filling",
-           "Misclassified", "Prediction"]
+if TYPE_CHECKING:
+    from malmoi.use.results import Answer
+
+# Imported when first used, so that loading one run imports one family (a cold ``malmoi predict``
+# on an n-gram run never imports transformers)
+_EXPORTS = {
+    "TextClassifier": "classifier", "Seq2SeqGenerator": "seq2seq", "BartGenerator": "bart",
+    "RetrievalGenerator": "retrieval", "HybridGenerator": "hybrid", "LMGenerator": "lm", "MaskFiller": "mask_filler",
+    "save_attention_png": "heatmap", **{name: "results" for name in (
+        "Answer", "AttentionMap", "Evaluation", "Filling", "Misclassified", "Prediction")},
+}
+
+__all__ = ["load", "load_generator", "TextGenerator", *_EXPORTS]
 
 LOADERS = {
-    "classify": TextClassifier,
-    "lstm-seq2seq": Seq2SeqGenerator,
-    "bart-seq2seq": BartGenerator,
-    "retrieval": RetrievalGenerator,
-    "hybrid": HybridGenerator,
-    "lm": LMGenerator,
-    "mlm": MaskFiller,
+    "classify": "TextClassifier",
+    "lstm-seq2seq": "Seq2SeqGenerator",
+    "bart-seq2seq": "BartGenerator",
+    "retrieval": "RetrievalGenerator",
+    "hybrid": "HybridGenerator",
+    "lm": "LMGenerator",
+    "mlm": "MaskFiller",
 }
 """A run's ``architecture`` (or, failing it, its ``task``) → the class whose ``from_run(run)`` loads it."""
-GENERATORS = (Seq2SeqGenerator, BartGenerator, RetrievalGenerator, HybridGenerator, LMGenerator)
+GENERATORS = ("Seq2SeqGenerator", "BartGenerator", "RetrievalGenerator", "HybridGenerator", "LMGenerator")
+"""The loaders (by name) whose objects generate text."""
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+
+
+def is_generator(loaded) -> bool:
+    """Whether a loaded run generates text."""
+    return type(loaded).__name__ in GENERATORS
 
 
 @runtime_checkable
@@ -75,13 +90,13 @@ class TextGenerator(Protocol):
         ...
 
 
-def _loader(meta: dict):
-    """The class that loads a run: by its ``architecture``, failing that its ``task``; None if neither."""
+def _loader(meta: dict) -> str | None:
+    """The name of the class that loads a run: by its ``architecture``, failing that its ``task``; None if neither."""
     return LOADERS.get(meta.get("architecture")) or LOADERS.get(meta.get("task"))
 
 
-def _load(run: Path, meta: dict, loader):
-    loaded = loader.from_run(run)
+def _load(run: Path, meta: dict, loader: str):
+    loaded = __getattr__(loader).from_run(run)
     loaded.meta = meta
     return loaded
 

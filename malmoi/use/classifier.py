@@ -58,9 +58,6 @@ class TextClassifier:
 
     @classmethod
     def from_run(cls, run: str | os.PathLike) -> "TextClassifier":
-        from transformers import AutoTokenizer
-
-        from malmoi.models.classifier import HEAD_FILE, EncoderClassifier
         from malmoi.models.ngram import load_ngram_run
 
         run = Path(run)
@@ -70,9 +67,13 @@ class TextClassifier:
         ngram = load_ngram_run(run)  # (model, featurizer) of an n-gram preset's run, else None
         if ngram is not None:
             model, tokenizer = ngram
-        elif not (run / HEAD_FILE).is_file():
-            raise MalmoiError("E406", f"{run} has no trained model yet (training did not finish; use --resume)")
-        else:
+        else:  # transformers only for the runs that need it: it costs a cold start a second
+            from transformers import AutoTokenizer
+
+            from malmoi.models.classifier import HEAD_FILE, EncoderClassifier
+
+            if not (run / HEAD_FILE).is_file():
+                raise MalmoiError("E406", f"{run} has no trained model yet (training did not finish; use --resume)")
             model = EncoderClassifier.load(run)
             tokenizer = AutoTokenizer.from_pretrained(run)
         labels = meta["labels"]
