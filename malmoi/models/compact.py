@@ -11,12 +11,14 @@ and stay float32), with ``bits`` in the metadata:
 
     members.{i}.embed.kept   uint8    bitmap over the full table's rows: which rows are kept
                              | int32  the kept rows' ids, when fewer than 1 in 32 are kept
-    members.{i}.embed.q      int8 (8 bits) | uint8, two per byte (4) | float16 (16) | float32 (32)
-    members.{i}.embed.scale  float16  one per kept row (8 and 4 bits)
+    members.{i}.embed.q      int8 (8 bits) | uint8, two per byte (4) | float16 (16) | float32 (32):
+                             the padding row, the kept rows, the zero row left-out ids read
+    members.{i}.embed.scale  float16  one per row (8 and 4 bits)
 
 An NBSVM member's table is stored as its weights times its naive Bayes ratios (what its logits
-sum), with the ratios then all 1. Loading dequantizes into an ordinary float32 model whose
-``kept_ids`` map n-gram ids to table rows; every command uses it unchanged.
+sum), with the ratios then all 1. Loaded, the tables stay as stored (``quantize.QuantizedRows``
+dequantizes the rows a text reads) and ``kept_ids`` map n-gram ids to table rows; every command
+uses the model unchanged.
 """
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ import numpy as np
 import torch
 
 from malmoi.errors import MalmoiError
-from malmoi.models.quantize import BITS, bytes_per_row, dequantize, quantize
+from malmoi.models.quantize import BITS, QuantizedRows, bytes_per_row, quantize
 
 KEPT, Q, SCALE = "embed.kept", "embed.q", "embed.scale"
 HEADER_BYTES = 4096
@@ -37,9 +39,9 @@ HEADER_BYTES = 4096
 def member_rows(member) -> tuple[torch.Tensor, torch.Tensor]:
     """(row ids (R,), float rows (R, D)): a member's table without its padding row; an NBSVM member's
     rows are its weights times its ratios."""
-    kept = member.kept_ids
-    end = len(member.embed.weight) if kept is None else len(kept) + 1  # a compact table's zero row is not one
-    weight = member.embed.weight.detach()[1:end]
+    kept, weight = member.kept_ids, member.embed.weight.detach()
+    end = len(weight) if kept is None else len(kept) + 1  # a compact table's zero row is not one
+    weight = weight[1:end]
     if member.bag.pooling == "nb":
         weight = weight * member.ratio[1:end]
     ids = kept if kept is not None else torch.arange(1, end)
@@ -62,7 +64,7 @@ def importance(member, rows: torch.Tensor) -> torch.Tensor:
 
 
 def _table_bytes(kept: int, full_rows: int, dim: int, bits: int) -> float:
-    return kept * bytes_per_row(bits, dim) + min(math.ceil(full_rows / 8), 4 * kept)
+    return (kept + 2) * bytes_per_row(bits, dim) + min(math.ceil(full_rows / 8), 4 * kept)
 
 
 def _kept_tensor(ids: torch.Tensor, full_rows: int) -> torch.Tensor:
@@ -101,7 +103,7 @@ def stored_bytes(model, kept: list[int], bits: int) -> int:
 
 def compact_model(model, keep: list[torch.Tensor], bits: int):
     """A new model holding, per member, the rows ``keep`` marks (a bool per row of ``member_rows``),
-    with their values as ``bits`` stores them: what saving and loading it gives back, exactly."""
+    as ``bits`` stores them: saving and loading it gives it back exactly."""
     from dataclasses import replace
 
     if bits not in BITS:
@@ -112,48 +114,54 @@ def compact_model(model, keep: list[torch.Tensor], bits: int):
         if not mask.any():  # an empty table would not be a table: keep the member's strongest row
             mask = torch.zeros_like(mask)
             mask[importance(member, rows).argmax()] = True
-        stored = quantize(rows[mask], bits)
-        tables.append((ids[mask], stored))
-    config = replace(model.config, members=[replace(m.bag, kept=len(ids)) for m, (ids, _) in zip(model.members, tables)])
-    small = type(model)(config)
-    small.load_state_dict(_state(model, tables, bits), strict=True)
-    for member, (ids, _) in zip(small.members, tables):
-        member.kept_ids = ids.clone()
-    small.storage_bits = bits
-    return small.eval()
+        zero = torch.zeros(1, rows.shape[1])  # padding first, the row left-out ids read last
+        tables.append((ids[mask], quantize(torch.cat([zero, rows[mask], zero]), bits)))
+    members = [replace(m.bag, kept=len(ids)) for m, (ids, _) in zip(model.members, tables)]
+    config = replace(model.config, members=members)
+    small = type(model)(config, init=False)
+    skip = _table_names(model)
+    rest = {k: v.detach().clone() for k, v in model.state_dict().items() if k not in skip}
+    return _install(small, tables, bits, rest)
 
 
-def _state(model, tables: list[tuple[torch.Tensor, dict]], bits: int) -> dict[str, torch.Tensor]:
-    """A compact model's state dict from the big model's small weights and the stored tables."""
-    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+def _table_names(model) -> set[str]:
+    return {f"members.{i}.{name}" for i in range(len(model.members)) for name in ("embed.weight", "ratio")}
+
+
+def _install(model, tables: list[tuple[torch.Tensor, dict]], bits: int, rest: dict[str, torch.Tensor]):
+    """``model`` (built with ``init=False`` from a compact config) with its stored tables as
+    ``QuantizedRows``, and ``rest`` (the other weights) in place."""
+    rest = dict(rest)
     for i, (member, (ids, stored)) in enumerate(zip(model.members, tables)):
         dim = member.embed.weight.shape[1]
-        zero = torch.zeros(1, dim)  # padding first, the row left-out ids read last
-        state[f"members.{i}.embed.weight"] = torch.cat([zero, dequantize(stored, bits, dim), zero])
+        member.embed = QuantizedRows(stored, bits, dim)
+        member.kept_ids = ids
         if member.bag.pooling == "nb":  # the ratios are folded into the weights
-            state[f"members.{i}.ratio"] = torch.ones(len(ids) + 2, dim)
-            state[f"members.{i}.ratio"][0] = 0
-    return state
+            rest[f"members.{i}.ratio"] = torch.ones(len(ids) + 2, dim)
+            rest[f"members.{i}.ratio"][0] = 0
+    model.load_state_dict(rest, strict=True, assign=True)
+    model.storage_bits = bits
+    return model.eval()
 
 
 # ------------------------------------------------------------------------------------ files
 
 
-def compact_tensors(model, bits: int) -> dict[str, torch.Tensor]:
+def compact_tensors(model) -> dict[str, torch.Tensor]:
     """The tensors ``model.safetensors`` holds for a compact model (see the module's docstring)."""
     tensors = {}
     for i, member in enumerate(model.members):
-        ids, rows = member_rows(member)
-        tensors[f"members.{i}.{KEPT}"] = _kept_tensor(ids, member.bag.table_rows(model.config.num_embeddings))
-        for name, value in quantize(rows, bits).items():
-            tensors[f"members.{i}.embed.{name}"] = value
-    skip = {f"members.{i}.{name}" for i in range(len(model.members)) for name in ("embed.weight", "ratio")}
+        full_rows = member.bag.table_rows(model.config.num_embeddings)
+        tensors[f"members.{i}.{KEPT}"] = _kept_tensor(member.kept_ids, full_rows)
+        tensors.update({f"members.{i}.embed.{name}": v.contiguous() for name, v in member.embed.stored().items()})
+    skip = _table_names(model)
     tensors.update({k: v.detach().contiguous() for k, v in model.state_dict().items() if k not in skip})
     return tensors
 
 
 def load_compact(model, tensors: dict[str, torch.Tensor], bits: int, path: Path):
-    """Fill ``model`` (built from a compact config) from the tensors ``compact_tensors`` stored."""
+    """Fill ``model`` (built with ``init=False`` from a compact config) from the tensors
+    ``compact_tensors`` stored."""
     if bits not in BITS:
         raise MalmoiError("E453", f"{path} stores its tables at {bits} bits, which this version cannot read")
     tables = []
@@ -165,12 +173,8 @@ def load_compact(model, tensors: dict[str, torch.Tensor], bits: int, path: Path)
         except KeyError as e:
             raise MalmoiError("E453", f"{path} is missing the compact table {e}") from None
         ids = _kept_ids(kept, member.bag.table_rows(model.config.num_embeddings))
-        if len(ids) != member.bag.kept or ids[:1].eq(0).any() or (ids[1:] <= ids[:-1]).any():
+        if (len(ids) != member.bag.kept or len(stored["q"]) != len(ids) + 2 or ids[:1].eq(0).any()
+                or (ids[1:] <= ids[:-1]).any()):
             raise MalmoiError("E453", f"{path}: member {i} keeps {len(ids)} rows, its config says {member.bag.kept}")
         tables.append((ids, stored))
-    state = {**tensors, **{k: v for k, v in _state(model, tables, bits).items() if k not in tensors}}
-    model.load_state_dict(state, strict=True)
-    for member, (ids, _) in zip(model.members, tables):
-        member.kept_ids = ids
-    model.storage_bits = bits
-    return model
+    return _install(model, tables, bits, tensors)

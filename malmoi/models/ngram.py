@@ -169,32 +169,35 @@ def kept_positions(ids: torch.Tensor, kept_ids: torch.Tensor) -> torch.Tensor:
 class NgramBag(nn.Module):
     """One member: an embedding table pooled one way, an optional ReLU layer, a linear head."""
 
-    def __init__(self, config: NgramClassifierConfig, bag: NgramBagConfig):
+    def __init__(self, config: NgramClassifierConfig, bag: NgramBagConfig, init: bool = True):
         super().__init__()
         self.config, self.bag = config, bag
+        # without ``init`` the tables are left unwritten (loading replaces them): untouched pages cost no memory
+        table = (lambda width: None) if init else (lambda width: torch.empty(rows, width))
         rows = bag.kept + 2 if bag.kept else bag.table_rows(config.num_embeddings)
         # a compact table's row ids (filled by ``compact.load_compact``); not a parameter: never trained
         self.register_buffer("kept_ids", torch.zeros(bag.kept, dtype=torch.long) if bag.kept else None,
                              persistent=False)
         if bag.pooling == "nb":
-            self._init_nb(rows, config.num_labels)
+            self._init_nb(rows, config.num_labels, table(config.num_labels))
             return
         # sparse tables: a step touches only its batch's rows (training uses optim.LazyAdamW)
         if bag.pooling == "mean":
             # a weighted sum: 1 / (n-grams of the kind) per n-gram is the per-kind mean
-            self.embed = nn.EmbeddingBag(rows, bag.dim, mode="sum", padding_idx=0, sparse=True)
+            self.embed = nn.EmbeddingBag(rows, bag.dim, mode="sum", padding_idx=0, sparse=True, _weight=table(bag.dim))
             self.score = None
             width = bag.dim
         else:
-            self.embed = nn.Embedding(rows, bag.dim, padding_idx=0, sparse=True)
+            self.embed = nn.Embedding(rows, bag.dim, padding_idx=0, sparse=True, _weight=table(bag.dim))
             self.score = nn.Linear(bag.dim, bag.heads)  # one scoring vector per head
             nn.init.zeros_(self.score.weight)  # start as the mean
             nn.init.zeros_(self.score.bias)
             width = bag.dim * bag.heads
         # fastText's start: small random n-gram vectors, an output layer at zero
-        nn.init.uniform_(self.embed.weight, -1.0 / bag.dim, 1.0 / bag.dim)
-        with torch.no_grad():
-            self.embed.weight[0].zero_()
+        if init:
+            nn.init.uniform_(self.embed.weight, -1.0 / bag.dim, 1.0 / bag.dim)
+            with torch.no_grad():
+                self.embed.weight[0].zero_()
         self.hidden = None
         if config.hidden:
             self.hidden = nn.Linear(width, config.hidden)
@@ -204,11 +207,12 @@ class NgramBag(nn.Module):
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
 
-    def _init_nb(self, rows: int, classes: int) -> None:
+    def _init_nb(self, rows: int, classes: int, weight: torch.Tensor | None) -> None:
         # per n-gram and class: a learned weight on the fixed log-count ratio (``fit_ratios``)
-        self.embed = nn.Embedding(rows, classes, padding_idx=0, sparse=True)
-        nn.init.zeros_(self.embed.weight)
-        self.register_buffer("ratio", torch.zeros(rows, classes))
+        self.embed = nn.Embedding(rows, classes, padding_idx=0, sparse=True, _weight=weight)
+        if weight is None:
+            nn.init.zeros_(self.embed.weight)
+        self.register_buffer("ratio", torch.zeros(rows, classes) if weight is None else torch.empty(rows, classes))
         self.bias = nn.Parameter(torch.zeros(classes))
 
     def read_rows(self, input_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -292,10 +296,11 @@ class NgramOutput:
 class NgramClassifier(nn.Module):
     """One or more ``NgramBag`` members over the same n-gram ids; loss only when labels are given."""
 
-    def __init__(self, config: NgramClassifierConfig):
+    def __init__(self, config: NgramClassifierConfig, init: bool = True):
+        """``init=False`` leaves the tables unwritten, for weights about to be loaded."""
         super().__init__()
         self.config = config
-        self.members = nn.ModuleList(NgramBag(config, bag) for bag in config.members)
+        self.members = nn.ModuleList(NgramBag(config, bag, init) for bag in config.members)
         self.storage_bits = 32
         """Bits per stored table value (``models/quantize.py``); a compact model's, or 32."""
 
@@ -336,7 +341,7 @@ class NgramClassifier(nn.Module):
         folder.mkdir(parents=True, exist_ok=True)
         if self.is_compact:  # small: built in memory, with its metadata in a fixed order
             metadata = {"format": FORMAT, "bits": str(self.storage_bits)}
-            tensors = compact_tensors(self, self.storage_bits)
+            tensors = compact_tensors(self)
             atomic_write_bytes(folder / WEIGHTS_FILE, safetensors_bytes(tensors, metadata))
         else:  # up to a gigabyte: written by the library straight to a temporary file
             tensors = {k: v.detach().contiguous() for k, v in self.state_dict().items()}
@@ -362,13 +367,16 @@ class NgramClassifier(nn.Module):
             raise MalmoiError("E453", f"{path} is unreadable: {e}") from None
         if data.pop("format", None) != FORMAT:
             raise MalmoiError("E453", f"{path} is not a malmoi n-gram classifier")
-        model = cls(NgramClassifierConfig(**data))
+        model = cls(NgramClassifierConfig(**data), init=False)
         tensors, metadata = _read_weights(folder / WEIGHTS_FILE)
         if "bits" in metadata or any(m.bag.kept for m in model.members):
             from malmoi.models.compact import load_compact
 
             return load_compact(model, tensors, _bits(metadata, folder), folder / WEIGHTS_FILE).eval()
-        model.load_state_dict(tensors)
+        try:
+            model.load_state_dict(tensors, assign=True)
+        except RuntimeError as e:
+            raise MalmoiError("E453", f"{folder / WEIGHTS_FILE} does not fit {CONFIG_FILE}: {str(e).splitlines()[0]}") from None
         return model.eval()
 
 

@@ -9,6 +9,7 @@ as they are.
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 BITS = (32, 16, 8, 4)
 _LEVELS = {8: 127, 4: 7}
@@ -76,3 +77,32 @@ def dequantize_state(stored: dict[str, torch.Tensor], bits: int,
             parts = {part: stored[f"{name}.{part}"] for part in ("q", "scale") if f"{name}.{part}" in stored}
             out[name] = dequantize(parts, bits, shape[-1])
     return out
+
+
+class QuantizedRows(nn.Module):
+    """An embedding table kept in memory as ``quantize`` stored it, each row dequantized as it is
+    looked up, so that a compact model's tables stay as small in memory as on disk (a 4-bit NSMC
+    model: 15 MB instead of 93). Called as ``nn.Embedding`` (ids → rows) or, with
+    ``per_sample_weights``, as a summing ``nn.EmbeddingBag``. Not trainable."""
+
+    def __init__(self, stored: dict[str, torch.Tensor], bits: int, dim: int):
+        super().__init__()
+        self.bits, self.dim = bits, dim
+        self.register_buffer("q", stored["q"], persistent=False)
+        self.register_buffer("scale", stored.get("scale"), persistent=False)
+
+    def stored(self, ids: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """The stored tensors, of every row or of rows ``ids``."""
+        parts = {"q": self.q} if self.scale is None else {"q": self.q, "scale": self.scale}
+        return parts if ids is None else {k: v[ids] for k, v in parts.items()}
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """The whole table in float32 (for reading it, not for inference)."""
+        return dequantize(self.stored(), self.bits, self.dim)
+
+    def forward(self, ids: torch.Tensor, per_sample_weights: torch.Tensor | None = None) -> torch.Tensor:
+        rows = dequantize(self.stored(ids.reshape(-1)), self.bits, self.dim).view(*ids.shape, self.dim)
+        if per_sample_weights is None:
+            return rows
+        return (rows * per_sample_weights.unsqueeze(-1)).sum(-2)

@@ -64,28 +64,33 @@ def split_chars(text: str, keep_spaces: bool = False) -> list[str]:
     return out
 
 
-_KIWI: dict[int, "Kiwi"] = {}
+_KIWI: dict[tuple[int, bool], "Kiwi"] = {}
 
 
-def kiwi() -> "Kiwi":
-    """The shared Kiwi analyser (loading its model takes about a second, so it is built once
-    per process: a forked DataLoader worker does not inherit the parent's worker threads).
+def kiwi(multi_dict: bool = True) -> "Kiwi":
+    """The shared Kiwi analyser (loading its model takes seconds, so it is built once per process and
+    setting: a forked DataLoader worker does not inherit the parent's worker threads).
+
+    ``multi_dict`` loads Kiwi's dictionary of multi-word proper nouns (``구로사와 기요시`` as one
+    morpheme); it changes 4% of NSMC reviews' analyses and doubles Kiwi's start in a fresh process
+    (about 5 s against 2.5), so the n-gram featurizer leaves it out (``NgramConfig.kiwi_multi_dict``).
 
     At least two worker threads: since kiwipiepy 0.21 ``num_workers=0`` means single-threaded,
     and then the batch API refuses a list of texts."""
-    pid = os.getpid()
-    if pid not in _KIWI:
+    key = (os.getpid(), multi_dict)
+    if key not in _KIWI:
         from kiwipiepy import Kiwi
 
-        _KIWI[pid] = Kiwi(num_workers=max(2, min(os.cpu_count() or 2, 8)))
-    return _KIWI[pid]
+        _KIWI[key] = Kiwi(num_workers=max(2, min(os.cpu_count() or 2, 8)), load_multi_dict=multi_dict)
+    return _KIWI[key]
 
 
-def _analyses(texts: str | Sequence[str], show_progress: bool, what: str) -> tuple[bool, Iterable[list]]:
+def _analyses(texts: str | Sequence[str], show_progress: bool, what: str,
+              multi_dict: bool = True) -> tuple[bool, Iterable[list]]:
     """(whether one string was given, Kiwi's token lists in input order) for NFC-normalised texts."""
     single = isinstance(texts, str)
     batch = [unicodedata.normalize("NFC", t) for t in ([texts] if single else texts)]
-    results = kiwi().tokenize(batch)  # batch API: lazily yields one token list per text, in order
+    results = kiwi(multi_dict).tokenize(batch)  # batch API: lazily yields one token list per text, in order
     if show_progress:
         from rich.progress import track
 
@@ -94,12 +99,13 @@ def _analyses(texts: str | Sequence[str], show_progress: bool, what: str) -> tup
 
 
 @overload
-def morphemes(texts: str, show_progress: bool = False) -> list[Morpheme]: ...
+def morphemes(texts: str, show_progress: bool = False, multi_dict: bool = True) -> list[Morpheme]: ...
 @overload
-def morphemes(texts: Sequence[str], show_progress: bool = False) -> list[list[Morpheme]]: ...
-def morphemes(texts, show_progress=False):
-    """Kiwi's analysis as typed ``Morpheme`` tuples: one list for a string, a list of lists for many."""
-    single, analysed = _analyses(texts, show_progress, "morphemes")
+def morphemes(texts: Sequence[str], show_progress: bool = False, multi_dict: bool = True) -> list[list[Morpheme]]: ...
+def morphemes(texts, show_progress=False, multi_dict=True):
+    """Kiwi's analysis as typed ``Morpheme`` tuples: one list for a string, a list of lists for many
+    (``multi_dict``: see ``kiwi``)."""
+    single, analysed = _analyses(texts, show_progress, "morphemes", multi_dict)
     out = [[Morpheme(t.form, t.tag, t.start, t.len) for t in tokens] for tokens in analysed]
     return out[0] if single else out
 
