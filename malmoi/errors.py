@@ -83,7 +83,8 @@ ERRORS: dict[str, str] = {
     # E2xx arguments -- compressing a run
     "E290": "--bits is not one of 32, 16, 8 and 4",
     "E291": "--target-size cannot be read, or is below the smallest size the model can reach",
-    "E292": "compress was given neither --target-size nor --bits",
+    "E292": "compress was given neither --target-size nor --bits, and cannot choose by validation accuracy "
+            "(an encoder run, or no training data to split)",
     "E293": "the run holds a model that compress cannot make smaller",
     # E3xx run directories
     "E301": "--out already holds a run",
@@ -181,6 +182,9 @@ HINTS: dict[str, str] = {
     "E222": "the message gives the allowed range or the model's positions",
     "E228": "leave out one of the two",
     "E241": "pass a folder you can write to --to",
+    "E291": "write a size like 10MB (10^6 bytes) or 800KB; the message names the smallest size reachable",
+    "E292": "pass --target-size or --bits, or --data with the run's training file",
+    "E293": "compress makes classifier runs (n-gram or encoder) smaller",
     "E301": "pass --resume to continue it, or choose another --out",
     "E302": "leave out --resume to start a new run",
     "E305": "use a new --out",

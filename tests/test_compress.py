@@ -103,6 +103,8 @@ def test_a_compact_run_compresses_again_from_its_stored_form(nsmc, tmp_path):
     second = compress(tmp_path / "a", target_size=first.model_bytes // 2, out=tmp_path / "b")
     assert second.model_bytes <= first.model_bytes // 2
     assert second.agreement > 0.9
+    third = compress(tmp_path / "b", bits=16, out=tmp_path / "c")  # more bits would only grow the file
+    assert third.bits == 8 and len(third.notes) == 1 and "stays at 8" in third.notes[0]
 
 
 @needs_nsmc

@@ -135,7 +135,7 @@ def _install(model, tables: list[tuple[torch.Tensor, dict]], bits: int, rest: di
     for i, (member, (ids, stored)) in enumerate(zip(model.members, tables)):
         dim = member.embed.weight.shape[1]
         member.embed = QuantizedRows(stored, bits, dim)
-        member.kept_ids = ids
+        member.kept_ids = ids.to(torch.int32)  # ids are below 2^30 (``NgramConfig.buckets``)
         if member.bag.pooling == "nb":  # the ratios are folded into the weights
             rest[f"members.{i}.ratio"] = torch.ones(len(ids) + 2, dim)
             rest[f"members.{i}.ratio"][0] = 0

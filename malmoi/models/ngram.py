@@ -161,7 +161,7 @@ def kept_positions(ids: torch.Tensor, kept_ids: torch.Tensor) -> torch.Tensor:
     """Row ids → their row in a compact table: 1 + position in the sorted ``kept_ids``, the zero row
     after them if not kept, 0 for padding. A left-out n-gram still counts in its text's mean (as a
     zero vector): reading it as padding instead would rescale every mean, and costs accuracy."""
-    pos = torch.searchsorted(kept_ids, ids).clamp_max(len(kept_ids) - 1)
+    pos = torch.searchsorted(kept_ids, ids.to(kept_ids.dtype)).clamp_max(len(kept_ids) - 1)
     found = torch.where(kept_ids[pos] == ids, pos + 1, len(kept_ids) + 1)
     return torch.where(ids != 0, found, 0)
 
@@ -176,7 +176,7 @@ class NgramBag(nn.Module):
         table = (lambda width: None) if init else (lambda width: torch.empty(rows, width))
         rows = bag.kept + 2 if bag.kept else bag.table_rows(config.num_embeddings)
         # a compact table's row ids (filled by ``compact.load_compact``); not a parameter: never trained
-        self.register_buffer("kept_ids", torch.zeros(bag.kept, dtype=torch.long) if bag.kept else None,
+        self.register_buffer("kept_ids", torch.zeros(bag.kept, dtype=torch.int32) if bag.kept else None,
                              persistent=False)
         if bag.pooling == "nb":
             self._init_nb(rows, config.num_labels, table(config.num_labels))

@@ -28,7 +28,8 @@ def compress_encoder(classifier, target: int | None, bits: int | None, before: i
     model = copy.deepcopy(classifier.model)
     other = before - encoder_bytes(model.encoder, 32)  # config, head: what quantizing leaves alone
     if target is not None:
-        choices = [bits] if bits is not None else [32, 16, 8, 4]
+        stored = getattr(model.encoder, "storage_bits", 32)
+        choices = [bits] if bits is not None else [b for b in (32, 16, 8, 4) if b <= stored]
         fitting = [b for b in choices if encoder_bytes(model.encoder, b) + other <= target]
         if not fitting:
             smallest = encoder_bytes(model.encoder, min(choices)) + other

@@ -20,7 +20,7 @@ def compress_ngram(classifier, split, target: int | None, bits: int | None, say)
         say(f"counting which table rows the {len(split.train_texts)} training texts hold")
         counts = row_counts(model, classifier.tokenizer.encode(split.train_texts))
     ranking = Ranking(row_scores(model, counts))
-    bits = bits or DEFAULT_BITS
+    bits = bits or min(DEFAULT_BITS, model.storage_bits)
     share = fit_share(model, ranking, bits, target) if target is not None else 1.0
     masks = ranking.masks(share)
     return compact_model(model, masks, bits), bits, [int(m.sum()) for m in masks]

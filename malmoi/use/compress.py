@@ -126,6 +126,10 @@ def compress(run: str | os.PathLike, *, target_size: str | int | None = None, bi
         raise MalmoiError("E292", f"give --target-size or --bits: without its data ({note}) there is no "
                                   "validation split to choose the compact model by")
     notes = [note] if note else []
+    stored = getattr(classifier.model if ngram else classifier.model.encoder, "storage_bits", 32)
+    if bits is not None and bits > stored:  # more bits would not bring back what rounding took
+        notes.append(f"{run} is stored at {stored} bits already; it stays at {stored}")
+        bits = stored
     before = model_bytes(run)
     if ngram:
         from malmoi.use.compact_ngram import compress_ngram

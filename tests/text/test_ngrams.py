@@ -141,6 +141,23 @@ def test_save_and_load(tmp_path):
     assert g.encode(TEXTS).ids.tolist() == f.encode(TEXTS).ids.tolist()
 
 
+def test_kiwi_leaves_out_its_multi_word_dictionary_except_for_featurizers_saved_with_it(tmp_path):
+    from malmoi.text.words import kiwi
+
+    assert NgramFeaturizer(FULL).config.kiwi_multi_dict is False
+    NgramFeaturizer(FULL).save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / CONFIG_FILE).read_text(encoding="utf-8"))
+    del saved["kiwi_multi_dict"]  # as a run saved before the setting existed
+    (tmp_path / CONFIG_FILE).write_text(json.dumps(saved), encoding="utf-8")
+    old = NgramFeaturizer.from_pretrained(tmp_path)
+    assert old.config.kiwi_multi_dict is True
+    text = "구로사와 기요시 감독의 영화"  # a multi-word name: one morpheme only with the dictionary
+    new_ids, old_ids = NgramFeaturizer(FULL).encode([text]).ids.tolist(), old.encode([text]).ids.tolist()
+    assert new_ids != old_ids
+    assert [m.form for m in kiwi(True).tokenize(text)][0] == "구로사와 기요시"
+    assert [m.form for m in kiwi(False).tokenize(text)][:2] == ["구로사와", "기요시"]
+
+
 def test_load_refuses_a_folder_without_it(tmp_path):
     with pytest.raises(MalmoiError) as e:
         NgramFeaturizer.from_pretrained(tmp_path)
