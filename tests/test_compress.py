@@ -93,7 +93,7 @@ def test_given_no_goal_an_ngram_run_is_compacted_as_training_compacts(nsmc, tmp_
     result = compress(nsmc["run"], out=tmp_path / "auto")
     meta = json.loads((tmp_path / "auto" / "malmoi.json").read_text(encoding="utf-8"))
     assert result.bits == meta["compressed"]["bits"] == 4
-    assert result.accuracy >= result.accuracy_before - 0.0005
+    assert result.accuracy >= result.accuracy_before - 0.0015
     assert result.model_bytes < result.model_bytes_before / 4
 
 
@@ -169,7 +169,7 @@ def test_training_exports_a_compact_model_that_keeps_the_full_ones_accuracy(nsmc
                        preset="ngram-small", epochs=2, **QUIET).run
     meta = json.loads((Path(run) / "malmoi.json").read_text(encoding="utf-8"))
     compact = meta["compact"]
-    assert compact["bits"] == 4 and compact["valid_accuracy"] >= compact["valid_accuracy_full"] - 0.0005
+    assert compact["bits"] == 4 and compact["valid_accuracy"] >= compact["valid_accuracy_full"] - 0.0015
     assert NgramClassifier.load(run).is_compact
     assert model_bytes(run) < model_bytes(nsmc["run"]) / 4  # same data, seed and preset as the full run
     texts, gold = _held(nsmc)

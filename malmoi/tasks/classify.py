@@ -59,8 +59,8 @@ class ClassifyOptions(LoopOptions):
     """Preset config fields to replace (e.g. a tiny ``hidden_size`` in tests)."""
     compact: bool = True
     """Store an n-gram model compactly once trained: the smallest share of each table's rows, at 4 bits,
-    whose validation accuracy stays with the full model's (``models/compact_rows.py``); off keeps every
-    row at 32 bits (``malmoi compress`` can still shrink it later)."""
+    whose validation accuracy is within 0.15 points of the full model's (``models/compact_rows.py``); off
+    keeps every row at 32 bits (``malmoi compress`` can still shrink it later)."""
 
     DEFAULT_PRESET: ClassVar[str] = "ngram"
     """The most accurate family within a CPU budget (88.3% on NSMC in 10 minutes, bert-mini 84.8%)."""
@@ -177,8 +177,8 @@ COMPACT_BITS = 4
 
 
 def compact_for_export(model, train_set, valid_set, collate, say: Say):
-    """(compact model, what malmoi.json records of it) of a trained ``NgramClassifier``: the smallest
-    share of rows whose validation accuracy stays with the full model's (``compact_rows.choose_share``)."""
+    """(compact model, what malmoi.json records of it) of a trained ``NgramClassifier``: the smallest share
+    of rows whose validation accuracy stays within 0.15 points of the full model's (``choose_share``)."""
     from torch.utils.data import DataLoader
 
     from malmoi.models.compact import stored_bytes

@@ -169,14 +169,14 @@ def test_fit_share_finds_the_largest_model_under_a_size_and_refuses_an_unreachab
 def test_choose_share_takes_the_smallest_share_that_keeps_the_accuracy():
     model = model_of()
     ranking = Ranking(row_scores(model, None))
-    scores = {0.02: 0.5, 0.05: 0.7, 0.1: 0.8, 0.2: 0.8, 0.4: 0.8, 1.0: 0.8}
+    scores = {0.1: 0.5, 0.2: 0.8, 0.4: 0.8, 1.0: 0.8}
 
     def accuracy(small) -> float:
         kept = len(small.members[0].kept_ids) / len(member_rows(model.members[0])[0])
         return scores[min(scores, key=lambda s: abs(s - kept))]
 
     small, share, score = choose_share(model, ranking, 4, accuracy, full_accuracy=0.8)
-    assert (share, score) == (0.1, 0.8) and small.storage_bits == 4
+    assert (share, score) == (0.2, 0.8) and small.storage_bits == 4
     assert choose_share(model, ranking, 4, lambda m: 0.0, full_accuracy=0.8)[1] == 1.0
 
 
