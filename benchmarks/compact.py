@@ -35,6 +35,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from malmoi.sizes import folder_size  # noqa: E402
+from malmoi.use.compress import model_bytes  # noqa: E402
 DATA = ROOT.parent / "shared" / "data" / "nsmc"
 SENTENCE = "배우들 연기가 정말 좋았어요"
 MALMOI = [sys.executable, "-m", "malmoi"]
@@ -86,10 +88,6 @@ def compress(run_dir: Path, out: Path, *goal: str) -> dict:
         subprocess.run([*MALMOI, "compress", str(run_dir), "--out", str(out), *goal], check=True,
                        stdout=subprocess.DEVNULL)
     return json.loads((out / "malmoi.json").read_text())["compressed"]
-
-
-def dir_bytes(folder: Path) -> int:
-    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
 class Scorer:
@@ -170,12 +168,6 @@ def bert_rows(args, train_file: Path, texts, labels) -> list[dict]:
     return rows
 
 
-def model_bytes(run_dir: Path) -> int:
-    from malmoi.use.compress import model_bytes as files
-
-    return files(run_dir)
-
-
 def plot(curve: list[dict], full: dict, default: dict, path: Path) -> None:
     import matplotlib
 
@@ -220,10 +212,10 @@ def main() -> None:
     default_dir = args.out / "ngram-compact"
     compress(full_dir, default_dir)
     score = Scorer(full_dir, test.texts, test.labels)
-    full = {"model": "ngram, full", "bytes": model_bytes(full_dir), "run_bytes": dir_bytes(full_dir),
+    full = {"model": "ngram, full", "bytes": model_bytes(full_dir), "run_bytes": folder_size(full_dir),
             "accuracy": score(full_dir)}
     default = {"model": "ngram, compact (as trained)", "bytes": model_bytes(default_dir),
-               "run_bytes": dir_bytes(default_dir), "accuracy": score(default_dir),
+               "run_bytes": folder_size(default_dir), "accuracy": score(default_dir),
                **{k: v for k, v in json.loads((default_dir / "malmoi.json").read_text())["compressed"].items()
                   if k in ("bits", "kept")}}
     print(full, default, sep="\n", flush=True)
