@@ -31,6 +31,18 @@ ERRORS: dict[str, str] = {
     "E113": "the training data is empty",
     "E114": "a collator was given an empty batch",
     "E115": "parallel inputs differ in number (texts and labels, sources and targets, lengths and examples)",
+    # E1xx input data -- tagged sentences (KLUE, CoNLL, JSONL)
+    "E120": "a tagged line is not a character (KLUE) or token (CoNLL) followed by its tag",
+    "E121": "a tag is neither O nor PREFIX-TYPE of the file's scheme (BIO or BIOES)",
+    "E122": "a tag sequence breaks its scheme (an I- that continues no entity, a BIOES entity left open)",
+    "E123": "a JSONL tagged line lacks tokens and tags of the same length",
+    "E124": "no training sentence holds an entity",
+    # E1xx input data -- question answering (SQuAD v1.1 / KorQuAD 1.0 files)
+    "E130": "a question-answering file is not JSON",
+    "E131": "a question-answering file is not SQuAD v1.1 JSON (data → paragraphs → context, qas)",
+    "E132": "a question in a training or evaluation file has no answers",
+    "E133": "an answer's text is not at its answer_start in the context",
+    "E134": "a single article cannot be split by article",
     # E2xx arguments -- general
     "E201": "an option or argument value is out of range",
     "E202": "a dataset length (max_length, block_size) is not positive",
@@ -57,6 +69,13 @@ ERRORS: dict[str, str] = {
     "E231": "malmoi.train() got an unknown or missing option",
     "E232": "--errors is below 0",
     "E233": "nothing to predict: no texts and no --file",
+    # E2xx arguments -- tagging
+    "E234": "unknown tagging file format",
+    "E235": "text to tag is empty, or longer than the tagger takes",
+    # E2xx arguments -- question answering
+    "E237": "--doc-stride is negative or leaves a window no new context",
+    "E238": "--max-answer-length is below 1",
+    "E239": "--max-question-length is below 1 or leaves no room for the context",
     # E2xx arguments -- data download and bundled samples
     "E240": "unknown corpus",
     "E241": "the download folder cannot be created or written",
@@ -148,6 +167,13 @@ ERRORS: dict[str, str] = {
     "E483": "the run has no token vectors or hidden states to compare (an n-gram or retrieval run)",
     "E484": "the embedding map's --out is neither .png nor .html",
     "E485": "the run holds a kind of model the inspector cannot read",
+    # E4xx models and inference -- tagging
+    "E486": "the run holds no tagger",
+    # E4xx models and inference -- question answering
+    "E490": "the run holds no question-answering model (no span head)",
+    "E491": "question answering needs a fast tokenizer (character offsets)",
+    "E492": "no question or no context to answer from, or a blank one",
+    "E493": "questions and contexts differ in number",
     # E5xx network (README documents E501-E503)
     "E501": "a download failed: offline, unreachable, or the connection closed early",
     "E502": "the server answered an HTTP error",
@@ -177,6 +203,8 @@ HINTS: dict[str, str] = {
     "E107": "write one JSON object per line",
     "E110": "a classifier needs at least two classes",
     "E111": "add rows, or pass --valid FILE",
+    "E131": "KorQuAD 1.0 and SQuAD v1.1 files have this shape; KorQuAD 2.0 (HTML contexts) does not",
+    "E133": "the message names the question id; answer_start counts characters of the context from 0",
     "E112": "add lines",
     "E203": "write it like 90s, 10m, 1.5h or 1h30m",
     "E222": "the message gives the allowed range or the model's positions",

@@ -40,7 +40,7 @@ def cli(capsys):
 @pytest.fixture(scope="session")
 def tiny_runs(tmp_path_factory):
     """Tiny trained runs of every family the server and the inspector read, trained once per test
-    session on the bundled samples: ngram, bert, gpt, mlm, lstm (word-level chat) and retrieval."""
+    session on the bundled samples: ngram, bert, gpt, mlm, lstm (word-level chat), retrieval and tagger."""
     import torch
 
     import malmoi
@@ -69,6 +69,9 @@ def tiny_runs(tmp_path_factory):
                              model_overrides=dict(emb_dim=32, hidden=64, dropout=0.0), **quiet).run,
         "retrieval": malmoi.train(task="seq2seq", data=chatbot, source="Q", target="A", out=tmp / "retrieval",
                                   preset="retrieval", **quiet).run,
+        "tagger": malmoi.train(task="tag", data=sample_path("entities"), out=tmp / "tagger", epochs=3, batch_size=16,
+                               lr=1e-2, model_overrides=dict(char_dim=16, bigram_dim=8, morph_dim=8, word_dim=4,
+                                                             hidden=16, layers=1, grams=1 << 14), **quiet).run,
     }
     torch.set_num_threads(before)
     return runs

@@ -13,7 +13,7 @@ import malmoi.tasks
 from malmoi.cli import app
 from malmoi.cli.options import NOT_FLAGS, field_docs
 from malmoi.models.presets import presets_for
-from malmoi.tasks import ClassifyOptions, LMOptions, MLMOptions, Seq2SeqOptions
+from malmoi.tasks import ClassifyOptions, LMOptions, MLMOptions, QAOptions, Seq2SeqOptions, TagOptions
 
 COMMANDS = {  # task: (command path, options class, required flags with values)
     "classify": (("train", "classify"), ClassifyOptions,
@@ -22,8 +22,10 @@ COMMANDS = {  # task: (command path, options class, required flags with values)
                 ["--data", "d.csv", "--source", "Q", "--target", "A", "--out", "runs/x"]),
     "lm": (("train", "lm"), LMOptions, ["--data", "d.txt", "--out", "runs/x"]),
     "mlm": (("pretrain", "mlm"), MLMOptions, ["--data", "d.txt", "--out", "runs/x"]),
+    "qa": (("train", "qa"), QAOptions, ["--data", "d.json", "--out", "runs/x"]),
+    "tag": (("train", "tag"), TagOptions, ["--data", "d.tsv", "--out", "runs/x"]),
 }
-MODULES = {"classify": "train", "seq2seq": "seq2seq", "lm": "lm", "mlm": "pretrain"}
+MODULES = {"classify": "train", "seq2seq": "seq2seq", "lm": "lm", "mlm": "pretrain", "qa": "qa", "tag": "tag"}
 """The module under ``malmoi.cli`` that defines each task's command."""
 EXTRAS = {"as_json", "help"}
 """Parameters of the commands that are not option fields."""
@@ -40,6 +42,11 @@ TODAYS_FLAGS = {  # what the README and ../shared/checks/contract.sh type: none 
     "mlm": "--data --out --column --preset --tokenizer --vocab-size --morphemes --max-length --no-pack --valid-split "
            "--max-valid --mlm-probability --epochs --batch-size --lr --warmup --time-budget --eval-every --grad-accum "
            "--bf16 --seed --resume --json",
+    "qa": "--data --out --valid --valid-split-by-article --preset --pretrained --tokenizer --vocab-size --max-length "
+          "--doc-stride --max-answer-length --max-question-length --epochs --batch-size --lr --time-budget --seed "
+          "--resume --json",
+    "tag": "--data --out --format --valid --valid-split --preset --pretrained --tokenizer --vocab-size --max-length "
+           "--epochs --batch-size --lr --time-budget --seed --resume --json",
 }
 HEAVY = ("torch", "transformers", "kiwipiepy")
 

@@ -19,6 +19,8 @@ from malmoi.cli import demo  # noqa: F401
 from malmoi.cli import seq2seq  # noqa: F401
 from malmoi.cli import pretrain  # noqa: F401
 from malmoi.cli import lm  # noqa: F401
+from malmoi.cli import tag  # noqa: F401
+from malmoi.cli import qa  # noqa: F401
 from malmoi.cli import inspect  # noqa: F401
 from malmoi.cli import serve  # noqa: F401
 from malmoi.cli import explore  # noqa: F401

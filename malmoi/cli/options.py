@@ -25,7 +25,7 @@ from typing import Any, Callable, Optional
 
 import typer
 
-EVERY_TASK = ("classify", "seq2seq", "lm", "mlm")
+EVERY_TASK = ("classify", "seq2seq", "lm", "mlm", "qa", "tag")
 
 NOT_FLAGS: dict[str, tuple[str, ...]] = {
     # field: the tasks whose command leaves it to Python callers
@@ -39,12 +39,12 @@ NOT_FLAGS: dict[str, tuple[str, ...]] = {
     "grad_clip": EVERY_TASK,
     "max_steps": EVERY_TASK,
     "eval_batch_size": EVERY_TASK,
-    "warmup": ("classify", "seq2seq", "lm"),  # --warmup: pretrain mlm only
-    "num_threads": ("classify", "lm", "mlm"),  # --threads: train seq2seq only (LSTMs want one thread)
+    "warmup": ("classify", "seq2seq", "lm", "qa", "tag"),  # --warmup: pretrain mlm only
+    "num_threads": ("classify", "lm", "mlm", "qa", "tag"),  # --threads: train seq2seq only (LSTMs want one thread)
     "patience": ("mlm",),  # pretraining stops by epochs or time
     "max_valid": ("lm",),  # --max-valid: pretrain mlm only
     # what the task shows or builds beyond its preset
-    "dropout": ("classify",),
+    "dropout": ("classify", "tag"),
     "eval_samples": ("seq2seq",),
     "sample_tokens": ("lm",),
 }

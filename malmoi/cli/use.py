@@ -1,4 +1,5 @@
-"""`malmoi eval` and `malmoi predict`: use a trained run directory."""
+"""`malmoi eval` and `malmoi predict`: use a trained run directory (a classifier; for a tagger and a
+question-answering run ``cli.tag`` and ``cli.qa`` print the results)."""
 from __future__ import annotations
 
 import json
@@ -11,16 +12,24 @@ from malmoi.errors import MalmoiError
 from malmoi.cli.apps import app
 
 
-def _classifier(run: Path):
+def _task(run: Path, tasks: tuple[str, ...]) -> tuple[str, dict]:
+    """(task, malmoi.json) of a run this command works on."""
     from malmoi.cli.train import passive_openmp
 
     passive_openmp()
     from malmoi.runs import read_meta
-    from malmoi.use import load
 
     meta = read_meta(run)
-    if meta.get("task") != "classify":
-        raise MalmoiError("E409", f"{run} holds a {meta.get('task')!r} model; this command works on classify runs")
+    if meta.get("task") not in tasks:
+        raise MalmoiError("E409", f"{run} holds a {meta.get('task')!r} model; this command works on "
+                                  f"{', '.join(tasks)} runs")
+    return meta["task"], meta
+
+
+def _classifier(run: Path):
+    from malmoi.use import load
+
+    _, meta = _task(run, ("classify",))
     return load(run), meta
 
 
@@ -54,17 +63,22 @@ def _print_evaluation(evaluation, skipped: int) -> None:
         console.print(errors)
 
 
-@app.command("eval", short_help="Score a classifier on labelled data: malmoi eval runs/reviews --data test.tsv")
+@app.command("eval", short_help="Score a classifier, tagger or reader on labelled data: malmoi eval runs/reviews "
+                                "--data test.tsv")
 def evaluate(
     run: Path = typer.Argument(..., help="A run directory."),
-    data: Path = typer.Option(..., "--data", help="Labelled file (CSV, TSV or JSONL)."),
+    data: Path = typer.Option(..., "--data", help="Labelled file: CSV, TSV or JSONL for a classifier; tagged "
+                                                  "sentences for a tagger; SQuAD JSON for question answering."),
+    format: str = typer.Option("auto", "--format", help="A tagger's file format: klue, conll, jsonl or auto."),
     text: Optional[str] = typer.Option(None, "--text", help="Text column [default: the run's]."),
     label: Optional[str] = typer.Option(None, "--label", help="Label column [default: the run's]."),
     errors: int = typer.Option(0, "--errors", help="Show this many misclassified examples, most confident first."),
     batch_size: int = typer.Option(64, "--batch-size", help="Texts per forward pass."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
 ) -> None:
-    """Accuracy, macro-F1, per-class precision/recall and the confusion matrix of a trained classifier.
+    """Scores of a trained run on labelled data. A classifier: accuracy, macro-F1, per-class
+    precision/recall and the confusion matrix. A tagger: entity precision/recall/F1 (exact span and
+    type), per type, and KLUE's character F1. A reader (qa): exact match and F1 as KorQuAD computes them.
 
     Example: malmoi eval runs/reviews --data test.tsv --errors 5
     """
@@ -74,6 +88,15 @@ def evaluate(
         raise MalmoiError("E232", f"--errors must be >= 0, got {errors}")
     if batch_size < 1:
         raise MalmoiError("E223", f"--batch-size must be >= 1, got {batch_size}")
+    task, _ = _task(run, ("classify", "tag", "qa"))
+    if task == "tag":
+        from malmoi.cli.tag import evaluate_tagger
+
+        return evaluate_tagger(run, data, format, batch_size, as_json)
+    if task == "qa":
+        from malmoi.cli.qa import evaluate_qa
+
+        return evaluate_qa(run, data, as_json, batch_size)
     classifier, meta = _classifier(run)
     columns = meta.get("columns", {})
     labelled = read_labelled(data, text or columns.get("text", "text"), label or columns.get("label", "label"),
@@ -85,18 +108,20 @@ def evaluate(
         _print_evaluation(evaluation, labelled.skipped_empty)
 
 
-@app.command(short_help='Label new texts: malmoi predict runs/reviews "정말 재밌어요"')
+@app.command(short_help='Label new texts, or find their entities: malmoi predict runs/reviews "정말 재밌어요"')
 def predict(
-    run: Path = typer.Argument(..., help="A run directory."),
-    texts: Optional[List[str]] = typer.Argument(None, help="Texts to classify."),
+    run: Path = typer.Argument(..., help="A run directory (a classifier or a tagger)."),
+    texts: Optional[List[str]] = typer.Argument(None, help="Texts to classify or tag."),
     file: Optional[Path] = typer.Option(None, "--file", help="Classify every line of a text file (or a column)."),
     column: Optional[str] = typer.Option(None, "--column", help="With --file on a table: the text column."),
     batch_size: int = typer.Option(64, "--batch-size", help="Texts per forward pass."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
-    """The most probable label and the softmax probabilities of every label, for each text.
+    """The most probable label and the softmax probabilities of every label, for each text; for a
+    tagger run, the entities of each text with their character spans and types.
 
     Example: malmoi predict runs/reviews "배우들 연기가 최고" "시간 아까움"
+    Example: malmoi predict runs/ner "이순신은 1545년 한성에서 태어났다" --json
     """
     from malmoi.data.readers import read_texts
 
@@ -107,6 +132,12 @@ def predict(
         inputs += read_texts(file, column)
     if not inputs:
         raise MalmoiError("E233", 'nothing to predict: give texts (malmoi predict RUN "문장") or --file FILE')
+    task, _ = _task(run, ("classify", "tag"))
+    if task == "tag":
+        from malmoi.cli.tag import print_taggings
+        from malmoi.use import load
+
+        return print_taggings(load(run).tag(inputs, batch_size=batch_size), as_json)
     classifier, _ = _classifier(run)
     predictions = classifier.predict(inputs, batch_size=batch_size)
     if as_json:

@@ -13,8 +13,9 @@ def embedding_table(loaded) -> torch.Tensor | None:
     model = getattr(loaded, "model", None)
     for candidate in (model, getattr(model, "encoder", None)):  # a Hugging Face model, or a classifier's encoder
         get = getattr(candidate, "get_input_embeddings", None)
-        if callable(get):
-            return get().weight.detach()
+        table = get() if callable(get) else None
+        if table is not None:
+            return table.weight.detach()
     embed = getattr(model, "embed", None)  # malmoi's LSTM seq2seq
     return embed.weight.detach() if isinstance(embed, torch.nn.Embedding) else None
 

@@ -10,13 +10,13 @@ SCHEMA_VERSION = 1
 
 def family_of(loaded) -> str:
     from malmoi.text.ngrams import NgramFeaturizer
-    from malmoi.use import (BartGenerator, LMGenerator, MaskFiller, RetrievalGenerator, Seq2SeqGenerator,
+    from malmoi.use import (BartGenerator, LMGenerator, MaskFiller, RetrievalGenerator, Seq2SeqGenerator, Tagger,
                             TextClassifier)
 
     if isinstance(loaded, TextClassifier):
         return "ngram" if isinstance(loaded.tokenizer, NgramFeaturizer) else "bert"
     for cls, name in ((LMGenerator, "gpt"), (MaskFiller, "mlm"), (BartGenerator, "bart"),
-                      (Seq2SeqGenerator, "lstm"), (RetrievalGenerator, "retrieval")):
+                      (Seq2SeqGenerator, "lstm"), (RetrievalGenerator, "retrieval"), (Tagger, "tagger")):
         if isinstance(loaded, cls):
             return name
     raise MalmoiError("E485", f"cannot inspect a {type(loaded).__name__}")
@@ -45,7 +45,7 @@ def inspect_text(loaded, text: str, *, pair: str | None = None, top_k: int = 5, 
               "task": meta.get("task"), "preset": meta.get("preset"), "text": text, "pair": pair,
               "notes": notes, "text_stage": stage}
     build = {"bert": _bert, "gpt": _gpt, "mlm": _mlm, "ngram": _ngram, "lstm": _lstm, "bart": _bart,
-             "retrieval": _retrieval}[family]
+             "retrieval": _retrieval, "tagger": _tagger}[family]
     record.update(build(loaded, record, top_k=top_k, steps=steps))
     return record
 
@@ -173,3 +173,15 @@ def _fitting(stages, record: dict) -> dict:
 def _retrieval(loaded, record: dict, *, top_k: int, steps: int) -> dict:
     answer = loaded.generate([record["text"]])[0]
     return {"retrieval": {"answer": answer.text, "matched": answer.matched, "similarity": answer.similarity}}
+
+
+def _tagger(loaded, record: dict, *, top_k: int, steps: int) -> dict:
+    from malmoi.inspect.tagging import tagging_stage
+
+    stage = record["text_stage"]
+    out = {"embeddings": _embeddings(loaded, stage["input_ids"], top_k), "tagging": tagging_stage(loaded, record["text"])}
+    if not loaded.char_model:  # an encoder's layers and attention, as for a classifier
+        from malmoi.inspect.transformer import layers_stage, run_layers
+
+        out["layers"] = layers_stage(*run_layers(loaded.model.encoder, _tensor_inputs(stage)))
+    return out

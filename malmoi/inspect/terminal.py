@@ -26,7 +26,7 @@ def print_record(record: dict, console: Console | None = None) -> None:
     _text(record, console)
     for key, show in (("embeddings", _embeddings), ("layers", _layers), ("classifier", _classifier),
                       ("generation", _generation), ("seq2seq", _seq2seq), ("retrieval", _retrieval),
-                      ("fillings", _fillings)):
+                      ("fillings", _fillings), ("tagging", _tagging)):
         if record.get(key):
             show(record, console)
 
@@ -155,3 +155,21 @@ def _retrieval(record: dict, console: Console) -> None:
 
 def _fillings(record: dict, console: Console) -> None:
     console.print("[bold][MASK][/bold]  " + "  ".join(f"{f['token']} {f['score']:.2f}" for f in record["fillings"]))
+
+
+def _tagging(record: dict, console: Console) -> None:
+    t = record["tagging"]
+    found = "  ".join(f"[bold]{e['text']}[/bold]/{e['type']} {e['start']}–{e['end']} ({e['score']:.2f})"
+                      for e in t["entities"])
+    console.print(f"[bold]entities[/bold] ({t['scheme']})  {found or '(none)'}")
+    table = Table(title=f"{t['unit']}s: the chosen tag and the most probable ones", title_justify="left")
+    features = any("features" in u for u in t["units"])
+    for name in (t["unit"], "span", *(("bigram", "morpheme", "word") if features else ()), "tag", "top tags"):
+        table.add_column(name)
+    for u in t["units"]:
+        f = u.get("features") or {}
+        table.add_row(repr(u["text"]) if u["text"].isspace() else u["text"], f"{u['start']}–{u['end']}",
+                      *((f.get("bigram", ""), f.get("morpheme", ""), f.get("word", "")) if features else ()),
+                      f"[bold]{u['tag']}[/bold]" if u["tag"] != "O" else "O",
+                      "  ".join(f"{x['tag']} {x['p']:.2f}" for x in u["top"]))
+    console.print(table)

@@ -26,6 +26,11 @@ def tokenize(loaded, text: str, pair: str | None = None) -> dict:
         return _subwords(tok, text, pair)
     if hasattr(tok, "split") and hasattr(tok, "vocab"):  # an LSTM run's vocabulary codec
         return _units(tok, text)
+    if hasattr(tok, "encode_many"):  # a character tagger's featurizer: every character, spaces included
+        ids = tok.encode(text)["chars"]
+        return {"kind": "units", "tokens": list(text), "input_ids": ids, "token_type_ids": [0] * len(ids),
+                "attention_mask": [1] * len(ids), "offsets": [[i, i + 1] for i in range(len(text))],
+                "display": [c if not c.isspace() else "␣" for c in text]}
     raise MalmoiError("E605", "this model has no tokenizer to show (a retrieval run compares character n-grams)")
 
 

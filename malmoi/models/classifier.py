@@ -86,6 +86,15 @@ def load_encoder(folder: str | os.PathLike):
     return encoder.eval()
 
 
+def encoder_from_preset(preset: str, *, vocab_size: int, pad_token_id: int = 0, **overrides):
+    """An encoder (no head, no pooler) with random weights from a named preset; ``overrides`` change
+    config fields."""
+    from transformers import AutoModel
+
+    config = hf_config(preset, vocab_size=vocab_size, pad_token_id=pad_token_id, **overrides)
+    return AutoModel.from_config(config, **_without_pooler(config))
+
+
 def compact_bits(folder: Path) -> int | None:
     """The bits of an encoder ``save_encoder`` stored quantized, None for a Hugging Face one."""
     from safetensors import safe_open
@@ -204,11 +213,8 @@ class EncoderClassifier(nn.Module):
     def from_preset(cls, preset: str, num_labels: int, *, vocab_size: int, pad_token_id: int = 0,
                     dropout: float | None = None, **overrides) -> "EncoderClassifier":
         """Random weights from a named preset (``bert-mini`` …); ``overrides`` change config fields."""
-        from transformers import AutoModel
-
-        config = hf_config(preset, vocab_size=vocab_size, pad_token_id=pad_token_id, **overrides)
-        encoder = AutoModel.from_config(config, **_without_pooler(config))
-        return cls(encoder, num_labels, dropout)
+        return cls(encoder_from_preset(preset, vocab_size=vocab_size, pad_token_id=pad_token_id, **overrides),
+                   num_labels, dropout)
 
     @classmethod
     def from_pretrained_encoder(cls, folder: str | os.PathLike, num_labels: int,

@@ -3,6 +3,7 @@
     GET  /                 the web page (public)            GET  /health        503 loading, 200 ready (public)
     GET  /v1/models        OpenAI-shaped model list         POST /v1/tokenize   tokens, ids, masks, offsets
     POST /v1/classify      labels and probabilities         POST /v1/generate   text, or server-sent events
+    POST /v1/tag           entities with character spans    POST /v1/answer     answer spans of a context
     POST /v1/completions   OpenAI completions (GPT runs)    GET  /metrics       Prometheus text
     POST /v1/inspect       every stage of one sentence      GET  /openapi.json  the schema
 
@@ -333,6 +334,28 @@ def _add_routes(app: FastAPI, state: ServerState, guard: list) -> None:
         return {"model": served.name, "predictions": [
             {"text": text, "label": labels[int(p.argmax())], "score": float(p.max()),
              "probabilities": {lab: float(v) for lab, v in zip(labels, p)}} for text, p in zip(request.texts, probs)]}
+
+    @app.post("/v1/tag", tags=["models"], dependencies=guard, responses=MODEL_ERRORS)
+    async def tag(request: schemas.Tag) -> dict:
+        """The entities of each text (``malmoi predict`` on a tagger run): text, type and character span."""
+        from dataclasses import asdict
+
+        served, worker = state.model(request.model)
+        if not served.tags:
+            raise MalmoiError("E605", f"{served.name!r} is a {served.meta.get('task')!r} run, not a tagger")
+        taggings = await worker.call(lambda: served.loaded.tag(list(request.texts)))
+        return {"model": served.name, "results": [
+            {"text": t.text, "entities": [asdict(e) for e in t.entities]} for t in taggings]}
+
+    @app.post("/v1/answer", tags=["models"], dependencies=guard, responses=MODEL_ERRORS)
+    async def answer(request: schemas.Answer) -> dict:
+        """Each question's answer as a span of the context (``malmoi answer``): text, start, end, score."""
+        served, worker = state.model(request.model)
+        if not served.answers:
+            raise MalmoiError("E605", f"{served.name!r} is a {served.meta.get('task')!r} run, not a "
+                                      "question-answering one")
+        found = await worker.call(lambda: served.loaded.answer(list(request.questions), request.context))
+        return {"model": served.name, "answers": [a.to_dict() for a in found]}
 
     @app.post("/v1/generate", tags=["models"], dependencies=guard, responses={**STREAMS, **MODEL_ERRORS})
     async def generate(request: schemas.Generate):

@@ -59,6 +59,14 @@ class ServedModel:
         return hasattr(self.loaded, "predict_proba")
 
     @property
+    def tags(self) -> bool:
+        return hasattr(self.loaded, "tag")
+
+    @property
+    def answers(self) -> bool:
+        return hasattr(self.loaded, "answer")
+
+    @property
     def generates(self) -> bool:
         from malmoi.use import is_generator
 
@@ -83,8 +91,9 @@ class ServedModel:
             "id": self.name, "object": "model", "created": created, "owned_by": "malmoi",
             "task": meta.get("task"), "architecture": meta.get("architecture"), "preset": meta.get("preset"),
             "labels": list(getattr(self.loaded, "labels", []) or []),
-            "routes": [r for r, ok in (("classify", self.classifies), ("generate", self.generates),
-                                       ("completions", self.continues_prompt)) if ok] + ["tokenize"],
+            "routes": [r for r, ok in (("classify", self.classifies), ("tag", self.tags), ("answer", self.answers),
+                                       ("generate", self.generates), ("completions", self.continues_prompt))
+                       if ok] + ["tokenize"],
             "streams": "tokens" if self.streams_tokens else ("whole" if self.generates else None),
         }
 
@@ -97,6 +106,8 @@ def load_models(specs: Sequence[ModelSpec]) -> dict[str, ServedModel]:
         loaded = load(spec.run)
         if hasattr(loaded, "predict_proba"):
             loaded.predict_proba(["준비"])  # loads what loads lazily (an n-gram run's Kiwi: seconds) before "ready"
+        elif hasattr(loaded, "tag"):
+            loaded.tag(["준비"])
         models[spec.name] = ServedModel(spec.name, spec.run, loaded, getattr(loaded, "meta", {}) or {})
     return models
 

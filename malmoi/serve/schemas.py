@@ -18,6 +18,8 @@ class Schemas:
     Generate: type[BaseModel]
     Completions: type[BaseModel]
     Inspect: type[BaseModel]
+    Tag: type[BaseModel]
+    Answer: type[BaseModel]
 
 
 def build_schemas(settings) -> Schemas:
@@ -32,6 +34,21 @@ def build_schemas(settings) -> Schemas:
         model_config = strict
         model: Name
         texts: Annotated[list[Text], Field(min_length=1, max_length=settings.max_texts)]
+
+    class TagRequest(BaseModel):
+        """Texts whose entities a tagger run finds."""
+
+        model_config = strict
+        model: Name
+        texts: Annotated[list[Text], Field(min_length=1, max_length=settings.max_texts)]
+
+    class AnswerRequest(BaseModel):
+        """Questions a question-answering run answers from one context (a span of it each)."""
+
+        model_config = strict
+        model: Name
+        context: Text
+        questions: Annotated[list[Text], Field(min_length=1, max_length=settings.max_texts)]
 
     class TokenizeRequest(BaseModel):
         """A text to cut into the model's tokens (or n-grams)."""
@@ -83,7 +100,8 @@ def build_schemas(settings) -> Schemas:
         steps: Annotated[int, Field(ge=1, le=32)] = 8
         format: Literal["json", "html"] = "json"
 
-    return Schemas(ClassifyRequest, TokenizeRequest, GenerateRequest, CompletionsRequest, InspectRequest)
+    return Schemas(ClassifyRequest, TokenizeRequest, GenerateRequest, CompletionsRequest, InspectRequest,
+                   TagRequest, AnswerRequest)
 
 
 def sampling_options(request: Any) -> dict:

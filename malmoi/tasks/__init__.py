@@ -6,6 +6,7 @@
 | seq2seq    | ``seq2seq.py``    | source → target text: LSTM (``lstm``), BART (``bart``), the nearest training question's answer (``retrieval``) or it reranked with a generator behind (``hybrid``), sharing ``pairs.py`` |
 | lm         | ``lm.py``         | a GPT-style causal language model                       |
 | mlm        | ``mlm.py``        | a BERT encoder by masked-language modelling             |
+| qa         | ``qa.py``         | extractive question answering (SQuAD / KorQuAD files): encoder + span head |
 
 A task is a small object with ``name``, ``Options`` (a keyword-only dataclass extending
 ``common.LoopOptions``) and ``train(options, say) -> TrainResult``. ``train(task=..., **options)``
@@ -22,12 +23,14 @@ from malmoi.tasks.common import LoopOptions, Say, TrainResult, stderr_say
 from malmoi.tasks.lm import LMOptions, LMTask
 from malmoi.tasks.mlm import MLMOptions, MLMTask
 from malmoi.tasks.pairs import Seq2SeqOptions
+from malmoi.tasks.qa import QAOptions, QATask
 from malmoi.tasks.seq2seq import Seq2SeqTask
+from malmoi.tasks.tag import TagOptions, TagTask
 
 __all__ = ["TASKS", "get_task", "train", "TrainResult", "LoopOptions", "ClassifyOptions", "Seq2SeqOptions",
-           "LMOptions", "MLMOptions"]
+           "LMOptions", "MLMOptions", "QAOptions", "TagOptions"]
 
-TASKS = {task.name: task for task in (ClassifyTask(), Seq2SeqTask(), LMTask(), MLMTask())}
+TASKS = {task.name: task for task in (ClassifyTask(), Seq2SeqTask(), LMTask(), MLMTask(), QATask(), TagTask())}
 """Every task by the name ``malmoi train NAME`` / ``malmoi.train(task=NAME)`` takes."""
 
 

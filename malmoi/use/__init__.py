@@ -9,6 +9,8 @@
 | architecture ``hybrid``               | ``HybridGenerator`` | ``generate``, ``stream``, ``reply``       |
 | task ``lm``                           | ``LMGenerator``    | ``generate``, ``stream``, ``reply``, ``score`` |
 | task ``mlm``                          | ``MaskFiller``     | ``fill``                                   |
+| task ``qa``                           | ``QuestionAnswerer`` | ``answer``, ``evaluate``                 |
+| task ``tag``                          | ``Tagger``         | ``tag``, ``evaluate``                      |
 
 Every object has ``run`` (its directory), ``meta`` (its ``malmoi.json``) and ``tokenizer``; the
 text generators share the ``TextGenerator`` interface. Results are the dataclasses of
@@ -36,8 +38,9 @@ if TYPE_CHECKING:
 _EXPORTS = {
     "TextClassifier": "classifier", "Seq2SeqGenerator": "seq2seq", "BartGenerator": "bart",
     "RetrievalGenerator": "retrieval", "HybridGenerator": "hybrid", "LMGenerator": "lm", "MaskFiller": "mask_filler",
+    "QuestionAnswerer": "qa", "ExtractedAnswer": "qa", "Tagger": "tagger",
     "save_attention_png": "heatmap", **{name: "results" for name in (
-        "Answer", "AttentionMap", "Evaluation", "Filling", "Misclassified", "Prediction")},
+        "Answer", "AttentionMap", "EntitySpan", "Evaluation", "Filling", "Misclassified", "Prediction", "Tagging")},
 }
 
 __all__ = ["load", "load_generator", "TextGenerator", *_EXPORTS]
@@ -50,6 +53,8 @@ LOADERS = {
     "hybrid": "HybridGenerator",
     "lm": "LMGenerator",
     "mlm": "MaskFiller",
+    "qa": "QuestionAnswerer",
+    "tag": "Tagger",
 }
 """A run's ``architecture`` (or, failing it, its ``task``) → the class whose ``from_run(run)`` loads it."""
 GENERATORS = ("Seq2SeqGenerator", "BartGenerator", "RetrievalGenerator", "HybridGenerator", "LMGenerator")

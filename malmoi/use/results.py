@@ -93,3 +93,31 @@ class Filling:
     """Its softmax probability."""
     text: str
     """The input with this piece in place of the [MASK]."""
+
+
+@dataclass
+class EntitySpan:
+    """One entity a tagger found: ``text[start:end]`` of the input and its type."""
+
+    text: str
+    """The entity's characters, as they are in the input."""
+    type: str
+    """Its type (``PS`` person, ``LC`` location, ``OG`` organisation, ``DT`` date, ``TI`` time, ``QT`` quantity …)."""
+    start: int
+    """Offset of its first character in the input."""
+    end: int
+    """Offset just past its last character."""
+    score: float
+    """The mean probability of its tags over its characters (softmax of the tagger's scores)."""
+
+
+@dataclass
+class Tagging:
+    """A tagger's reading of one text."""
+
+    text: str
+    """The input text."""
+    entities: list[EntitySpan]
+    """The entities, in text order."""
+    tags: list[str]
+    """One tag per character of the text, in the run's scheme (BIO or BIOES)."""

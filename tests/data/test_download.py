@@ -353,5 +353,5 @@ def test_cli_downloads_and_reports(published, tmp_path, cli, monkeypatch):
 def test_cli_lists_the_bundled_samples(cli):
     status, out, _ = cli("data", "samples", "--json")
     paths = json.loads(out)
-    assert status == 0 and set(paths) == {"reviews", "chatbot", "corpus"}
+    assert status == 0 and set(paths) == {"reviews", "chatbot", "corpus", "entities"}
     assert paths["reviews"].endswith("reviews.tsv")

@@ -31,6 +31,7 @@ SECTIONS = {
     "ngram": ("text", "classifier"),
     "lstm": ("text", "embeddings", "seq2seq"),
     "bart": ("text", "embeddings", "seq2seq"),
+    "tagger": ("text", "embeddings", "tagging"),
 }
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -38,7 +39,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 @pytest.fixture(scope="module")
 def loaded(inspect_runs, tiny_runs):
     """The session's tiny runs, with its n-gram classifier and LSTM seq2seq."""
-    runs = {**inspect_runs, "ngram": tiny_runs["ngram"], "lstm": tiny_runs["lstm"]}
+    runs = {**inspect_runs, "ngram": tiny_runs["ngram"], "lstm": tiny_runs["lstm"], "tagger": tiny_runs["tagger"]}
     return {name: malmoi.load(run) for name, run in runs.items()}
 
 
@@ -141,7 +142,7 @@ def test_the_page_in_a_browser(family, records, browser, tmp_path, check_hangul_
     assert page.inner_text("#sentence") == record["text"]
     ids = page.eval_on_selector_all("main > section", "s => s.map(x => x.id)")
     assert ids == [s for s in ("text", "embeddings", "layers", "classifier", "generation", "seq2seq", "retrieval",
-                               "fillings") if s in SECTIONS[family]], ids
+                               "fillings", "tagging") if s in SECTIONS[family]], ids
     for section in SECTIONS[family]:
         assert page.inner_text(f"#{section} > .body").strip(), section
     assert not page.query_selector(".error")
@@ -172,6 +173,9 @@ def test_the_page_in_a_browser(family, records, browser, tmp_path, check_hangul_
         assert opened.count("#generation table.steps tbody tr") == len(gen["steps"])
         assert opened.count("#generation .chip.chosen") >= 1
         assert opened.count("#generation table.temperature tbody tr") == len(gen["sampling"]["temperature"])
+    if family == "tagger":
+        assert opened.count("#tagging table.tagging tbody tr") == len(record["tagging"]["units"])
+        assert opened.count("#tagging mark.entity") == len(record["tagging"]["entities"])
     if family in ("lstm", "bart"):
         s2s = record["seq2seq"]
         steps, source = len(s2s["steps"]), len(s2s["source_tokens"])

@@ -172,3 +172,17 @@ def test_ngram_and_lstm_records_validate(tiny_runs):
     record = inspect_text(malmoi.load(tiny_runs["ngram"]), SENTENCE)
     assert record["classifier"]["probabilities"] == pytest.approx(
         malmoi.load(tiny_runs["ngram"]).predict([SENTENCE])[0].probabilities, abs=1e-6)
+
+
+def test_a_tagger_record_shows_features_tags_and_predicts_entities(tiny_runs):
+    tagger = malmoi.load(tiny_runs["tagger"])
+    text = "김민준은 어제 서울에 갔다."
+    record = inspect_text(tagger, text)
+    jsonschema.validate(record, SCHEMA)
+    assert record["family"] == "tagger" and record["text_stage"]["tokens"] == list(text)
+    stage = record["tagging"]
+    assert [u["text"] for u in stage["units"]] == list(text) and stage["tags"] == tagger.tag(text)[0].tags
+    assert [e["text"] for e in stage["entities"]] == [e.text for e in tagger.tag(text)[0].entities]
+    assert stage["units"][0]["features"]["morpheme"].endswith("NNP")  # Kiwi reads 김민준 as a proper noun
+    for u in stage["units"]:
+        assert sum(t["p"] for t in u["top"]) <= 1.0 + 1e-6

@@ -266,6 +266,38 @@ def test_unknown_model_and_wrong_family(open_client):
         assert response.status_code == 422 and error_code(response) in ("E605", "E274"), (route, body)
 
 
+@pytest.fixture(scope="module")
+def tag_client(tiny_runs):
+    from malmoi.serve import load_models
+
+    models = load_models(parse_specs([f"ner={tiny_runs['tagger']}", f"gpt={tiny_runs['gpt']}"]))
+    with TestClient(create_app(settings=ServeSettings(max_texts=4, max_chars=200), models=models)) as c:
+        yield c
+
+
+def test_tag_matches_the_use_layer(tag_client, tiny_runs):
+    texts = ["김민준은 어제 서울에 갔다.", "오후 3시에 부산에서 만나요."]
+    got = tag_client.post("/v1/tag", json={"model": "ner", "texts": texts})
+    assert got.status_code == 200
+    want = load(tiny_runs["tagger"]).tag(texts)
+    assert [[(e["text"], e["type"], e["start"], e["end"]) for e in r["entities"]] for r in got.json()["results"]] == \
+        [[(e.text, e.type, e.start, e.end) for e in t.entities] for t in want]
+    card = {m["id"]: m for m in tag_client.get("/v1/models").json()["data"]}["ner"]
+    assert card["task"] == "tag" and card["routes"] == ["tag", "tokenize"]
+    assert tag_client.post("/v1/tokenize", json={"model": "ner", "text": "서울 날씨"}).json()["tokens"] == list("서울 날씨")
+
+
+def test_tag_refuses_what_it_cannot_do(tag_client):
+    response = tag_client.post("/v1/tag", json={"model": "gpt", "texts": ["서울"]})
+    assert response.status_code == 422 and error_code(response) == "E605"
+    response = tag_client.post("/v1/tag", json={"model": "ner", "texts": ["   "]})
+    assert response.status_code == 422 and error_code(response) == "E235"
+    response = tag_client.post("/v1/tag", json={"model": "ner", "texts": []})
+    assert response.status_code == 422 and error_code(response) == "E610"
+    response = tag_client.post("/v1/answer", json={"model": "ner", "context": "서울", "questions": ["어디?"]})
+    assert response.status_code == 422 and error_code(response) == "E605"
+
+
 def test_body_over_the_limit_is_413(open_client):
     big = json.dumps({"model": "ngram", "texts": ["가" * 40] * 30})
     response = open_client.post("/v1/classify", content=big.encode(), headers={"Content-Type": "application/json"})

@@ -404,7 +404,32 @@
       value: f.score, text: fmt(f.score, 3), top: i === 0, title: f.text }))));
   }
 
-  const VIEWS = { text: textView, embeddings: embeddingsView, layers: layersView, classifier: classifierView,
+  function taggingView(box) {
+    const t = record.tagging;
+    const text = record.text, ents = arr(t.entities);
+    const marked = [];
+    let at = 0;
+    for (const e of ents) {
+      if (e.start > at) marked.push(text.slice(at, e.start));
+      marked.push(el("mark", { class: "entity", title: `${e.type} ${fmt(e.score, 3)}` }, e.text,
+        el("small", {}, " " + e.type)));
+      at = e.end;
+    }
+    if (at < text.length) marked.push(text.slice(at));
+    box.append(h3(`개체 ${ents.length}개 · entities (${t.scheme})`), el("p", { class: "answer" }, marked));
+    const units = arr(t.units);
+    const hasFeatures = units.some((u) => u.features);
+    const head = [t.unit === "character" ? "문자 · character" : "토큰 · token", "span",
+      ...(hasFeatures ? ["bigram", "형태소 · morpheme", "word"] : []), "선택 · tag", "top tags (softmax)"];
+    box.append(h3(`${t.unit === "character" ? "문자" : "토큰"} ${units.length}개 · units`), el("div", { class: "tall" },
+      table(head, units.map((u) => [
+        { v: visible(u.text), cls: "left" }, span([u.start, u.end]),
+        ...(hasFeatures ? [visible(u.features.bigram), u.features.morpheme, u.features.word] : []),
+        { v: u.tag, cls: u.tag === "O" ? "" : "chosen" },
+        { v: arr(u.top).map((x) => `${x.tag} ${fmt(x.p, 2)}`).join("  "), cls: "left" }]), "tagging")));
+  }
+
+  const VIEWS = { tagging: taggingView, text: textView, embeddings: embeddingsView, layers: layersView, classifier: classifierView,
     generation: generationView, seq2seq: seq2seqView, retrieval: retrievalView, fillings: fillingsView };
   for (const [id, view] of Object.entries(VIEWS)) {
     const box = document.querySelector(`#${id} > .body`);
