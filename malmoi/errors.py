@@ -212,7 +212,7 @@ HINTS: dict[str, str] = {
     "E241": "pass a folder you can write to --to",
     "E291": "write a size like 10MB (10^6 bytes) or 800KB; the message names the smallest size reachable",
     "E292": "pass --target-size or --bits, or --data with the run's training file",
-    "E293": "compress makes classifier runs (n-gram or encoder) smaller",
+    "E293": "compress makes classifier runs (n-gram or encoder) and encoder tagger or reader runs smaller",
     "E301": "pass --resume to continue it, or choose another --out",
     "E302": "leave out --resume to start a new run",
     "E305": "use a new --out",

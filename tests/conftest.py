@@ -40,7 +40,8 @@ def cli(capsys):
 @pytest.fixture(scope="session")
 def tiny_runs(tmp_path_factory):
     """Tiny trained runs of every family the server and the inspector read, trained once per test
-    session on the bundled samples: ngram, bert, gpt, mlm, lstm (word-level chat), retrieval and tagger."""
+    session on the bundled samples: ngram, bert, gpt, mlm, lstm (word-level chat), retrieval and tagger, and a
+    reader (qa) on a small SQuAD file written here."""
     import torch
 
     import malmoi
@@ -69,12 +70,36 @@ def tiny_runs(tmp_path_factory):
                              model_overrides=dict(emb_dim=32, hidden=64, dropout=0.0), **quiet).run,
         "retrieval": malmoi.train(task="seq2seq", data=chatbot, source="Q", target="A", out=tmp / "retrieval",
                                   preset="retrieval", **quiet).run,
+        "qa": malmoi.train(task="qa", data=squad_file(tmp / "squad.json"), out=tmp / "qa", preset="qa-mini",
+                           model_overrides=bert, vocab_size=150, max_length=48, doc_stride=16, max_question_length=16,
+                           epochs=2, batch_size=16, **quiet).run,
         "tagger": malmoi.train(task="tag", data=sample_path("entities"), out=tmp / "tagger", epochs=3, batch_size=16,
                                lr=1e-2, model_overrides=dict(char_dim=16, bigram_dim=8, morph_dim=8, word_dim=4,
                                                              hidden=16, layers=1, grams=1 << 14), **quiet).run,
     }
     torch.set_num_threads(before)
     return runs
+
+
+def squad_file(path):
+    """A SQuAD v1.1 file of short contexts saying where people come from, a question about each."""
+    import json
+    import random
+
+    rng = random.Random(0)
+    names, cities = ["민준", "서연", "지훈", "수아", "현우", "지민"], ["서울", "부산", "대구", "광주", "전주"]
+    data = []
+    for a in range(12):
+        context, qas = "", []
+        for i, name in enumerate(rng.sample(names, 3)):
+            city = rng.choice(cities)
+            sentence = f"{name}는 {city} 출신이다. "
+            qas.append({"id": f"{a}-{i}", "question": f"{name}는 어디 출신이지?",
+                        "answers": [{"text": city, "answer_start": len(context) + sentence.index(city)}]})
+            context += sentence
+        data.append({"title": f"article {a}", "paragraphs": [{"context": context.strip(), "qas": qas}]})
+    path.write_text(json.dumps({"version": "1.1", "data": data}, ensure_ascii=False), encoding="utf-8")
+    return path
 
 
 CHROMIUM = "/usr/bin/chromium"

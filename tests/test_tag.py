@@ -363,3 +363,26 @@ def test_fine_tunes_a_pretrained_encoder_folder(tmp_path):
     assert meta["architecture"] == "encoder-tagger" and meta["pretrained"] == str(gt.get_model_path())
     tagging = malmoi.load(result.run).tag("Obama visited Seoul")[0]
     assert [(e.text, e.type) for e in tagging.entities] == [("Obama", "PS"), ("Seoul", "LC")]
+
+
+def test_compress_stores_an_encoder_taggers_weights_at_8_bits(tmp_path):
+    import malmoi
+    from malmoi.use.compress import compress
+
+    synthetic(tmp_path / "train.tsv", 40, 0)
+    bert = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
+    run = malmoi.train(task="tag", data=tmp_path / "train.tsv", out=tmp_path / "run", preset="bert-tiny",
+                       model_overrides=bert, vocab_size=200, max_length=16, epochs=1, progress=False,
+                       say=lambda m: None).run
+    result = compress(run, bits=8, out=tmp_path / "small")
+    assert result.bits == 8 and result.model_bytes < result.model_bytes_before
+    before, after = malmoi.load(run).tag("서울")[0], malmoi.load(tmp_path / "small").tag("서울")[0]
+    assert len(after.tags) == len(before.tags)
+
+
+def test_compress_refuses_a_character_tagger(tagger_run, tmp_path):
+    from malmoi.use.compress import compress
+
+    with pytest.raises(MalmoiError) as e:  # it stores only the feature rows training touched already
+        compress(tagger_run[0].run, bits=8, out=tmp_path / "small")
+    assert e.value.code == "E293" and not (tmp_path / "small").exists()

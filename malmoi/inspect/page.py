@@ -26,10 +26,11 @@ SECTIONS = (
     ("retrieval", "retrieval", "검색 · retrieval"),
     ("fillings", "fillings", "[MASK] 채우기 · fillings"),
     ("tagging", "tagging", "개체명 · tags, entities"),
+    ("reading", "reading", "독해 · answer span, start and end"),
 )
 FAMILIES = {"ngram": "n-gram 분류기", "bert": "BERT 분류기", "gpt": "GPT 언어 모델", "mlm": "BERT 마스크 언어 모델",
             "lstm": "LSTM seq2seq", "bart": "BART seq2seq", "retrieval": "검색 챗봇",
-            "tagger": "개체명 태거"}
+            "tagger": "개체명 태거", "qa": "질의응답 (독해)"}
 
 
 def _static(name: str) -> str:

@@ -10,13 +10,14 @@ SCHEMA_VERSION = 1
 
 def family_of(loaded) -> str:
     from malmoi.text.ngrams import NgramFeaturizer
-    from malmoi.use import (BartGenerator, LMGenerator, MaskFiller, RetrievalGenerator, Seq2SeqGenerator, Tagger,
-                            TextClassifier)
+    from malmoi.use import (BartGenerator, LMGenerator, MaskFiller, QuestionAnswerer, RetrievalGenerator,
+                            Seq2SeqGenerator, Tagger, TextClassifier)
 
     if isinstance(loaded, TextClassifier):
         return "ngram" if isinstance(loaded.tokenizer, NgramFeaturizer) else "bert"
     for cls, name in ((LMGenerator, "gpt"), (MaskFiller, "mlm"), (BartGenerator, "bart"),
-                      (Seq2SeqGenerator, "lstm"), (RetrievalGenerator, "retrieval"), (Tagger, "tagger")):
+                      (Seq2SeqGenerator, "lstm"), (RetrievalGenerator, "retrieval"), (Tagger, "tagger"),
+                      (QuestionAnswerer, "qa")):
         if isinstance(loaded, cls):
             return name
     raise MalmoiError("E485", f"cannot inspect a {type(loaded).__name__}")
@@ -39,13 +40,16 @@ def inspect_text(loaded, text: str, *, pair: str | None = None, top_k: int = 5, 
     if pair is not None:
         check_sentence(pair)
     family = family_of(loaded)
+    if family == "qa" and pair is None:
+        raise MalmoiError("E492", "a question-answering run reads a question and its context: give the context "
+                                  "as the pair (malmoi inspect RUN \"질문\" --pair \"context\")")
     meta = getattr(loaded, "meta", None) or {}
     stage, notes = text_stage(loaded, text, pair, max_tokens)
     record = {"schema_version": SCHEMA_VERSION, "run": str(getattr(loaded, "run", "") or ""), "family": family,
               "task": meta.get("task"), "preset": meta.get("preset"), "text": text, "pair": pair,
               "notes": notes, "text_stage": stage}
     build = {"bert": _bert, "gpt": _gpt, "mlm": _mlm, "ngram": _ngram, "lstm": _lstm, "bart": _bart,
-             "retrieval": _retrieval, "tagger": _tagger}[family]
+             "retrieval": _retrieval, "tagger": _tagger, "qa": _qa}[family]
     record.update(build(loaded, record, top_k=top_k, steps=steps))
     return record
 
@@ -179,9 +183,37 @@ def _tagger(loaded, record: dict, *, top_k: int, steps: int) -> dict:
     from malmoi.inspect.tagging import tagging_stage
 
     stage = record["text_stage"]
-    out = {"embeddings": _embeddings(loaded, stage["input_ids"], top_k), "tagging": tagging_stage(loaded, record["text"])}
+    out = {"embeddings": _embeddings(loaded, stage["input_ids"], top_k),
+           "tagging": tagging_stage(loaded, record["text"])}
     if not loaded.char_model:  # an encoder's layers and attention, as for a classifier
         from malmoi.inspect.transformer import layers_stage, run_layers
 
         out["layers"] = layers_stage(*run_layers(loaded.model.encoder, _tensor_inputs(stage)))
+    return out
+
+
+def _qa(loaded, record: dict, *, top_k: int, steps: int) -> dict:
+    """The encoder's layers over the tokens shown (with the question-match embedding the reader adds),
+    and the reading: match levels, start and end probabilities, the answer."""
+    import torch
+
+    from malmoi.inspect.reading import reading_inputs, reading_stage
+    from malmoi.inspect.transformer import layers_stage, run_layers
+
+    stage = record["text_stage"]
+    inputs, _, _ = reading_inputs(loaded, record["text"], record["pair"])
+    n = min(len(stage["input_ids"]), inputs["input_ids"].shape[1])
+    out = {"embeddings": _embeddings(loaded, stage["input_ids"], top_k),
+           "reading": reading_stage(loaded, record["text"], record["pair"])}
+    if inputs["input_ids"][0, :n].tolist() != stage["input_ids"][:n]:  # the question was cut to its limit
+        record["notes"].append("the reader cut the question to its --max-question-length: no layer view")
+        return out
+    model, inputs = loaded.model, {k: v[:, :n] for k, v in inputs.items()}
+    with torch.inference_mode():
+        embeds = model.encoder.get_input_embeddings()(inputs["input_ids"])
+        if model.match is not None:
+            embeds = embeds + model.match(inputs["question_match"])
+        out["layers"] = layers_stage(*run_layers(model.encoder, {
+            "inputs_embeds": embeds, "attention_mask": inputs["attention_mask"],
+            "token_type_ids": inputs["token_type_ids"]}))
     return out

@@ -26,7 +26,8 @@ def print_record(record: dict, console: Console | None = None) -> None:
     _text(record, console)
     for key, show in (("embeddings", _embeddings), ("layers", _layers), ("classifier", _classifier),
                       ("generation", _generation), ("seq2seq", _seq2seq), ("retrieval", _retrieval),
-                      ("fillings", _fillings), ("tagging", _tagging)):
+                      ("fillings", _fillings), ("tagging", _tagging),
+                      ("reading", _reading)):
         if record.get(key):
             show(record, console)
 
@@ -172,4 +173,20 @@ def _tagging(record: dict, console: Console) -> None:
                       *((f.get("bigram", ""), f.get("morpheme", ""), f.get("word", "")) if features else ()),
                       f"[bold]{u['tag']}[/bold]" if u["tag"] != "O" else "O",
                       "  ".join(f"{x['tag']} {x['p']:.2f}" for x in u["top"]))
+    console.print(table)
+
+
+def _reading(record: dict, console: Console) -> None:
+    r = record["reading"]
+    a = r["answer"]
+    console.print(f"[bold]answer[/bold] {a['text']!r} (characters {a['start']}–{a['end']} of the context, "
+                  f"score {a['score']:.3f}; {r['windows']} window(s))")
+    table = Table(title="the first window's context tokens most likely to start or end the answer",
+                  title_justify="left")
+    for name in ("token", "span", "match", "p(start)", "p(end)"):
+        table.add_column(name)
+    best = sorted(r["tokens"], key=lambda u: -max(u["p_start"], u["p_end"]))[:12]
+    for u in sorted(best, key=lambda u: u["start"]):
+        table.add_row(u["text"], f"{u['start']}–{u['end']}", str(u["match"]), f"{u['p_start']:.3f}",
+                      f"{u['p_end']:.3f}")
     console.print(table)

@@ -1,4 +1,5 @@
-"""Making a trained classifier run smaller: ``compress(run, target_size="10MB" | bits=8, out=…)``.
+"""Making a trained classifier run smaller: ``compress(run, target_size="10MB" | bits=8, out=…)``; a
+tagger's or reader's encoder too.
 
 An n-gram run keeps the table rows that matter and stores them quantized (``models/compact.py``);
 an encoder run stores its weights at 16 or 8 bits per value (``models/quantize.py``). Either way
@@ -107,8 +108,9 @@ def compress(run: str | os.PathLike, *, target_size: str | int | None = None, bi
 
     run = Path(run)
     meta = read_meta(run)
-    if meta.get("task") != "classify":
-        raise MalmoiError("E293", f"{run} holds a {meta.get('task')!r} model; compress makes classifier runs smaller")
+    if meta.get("task") not in ("classify", "tag", "qa"):
+        raise MalmoiError("E293", f"{run} holds a {meta.get('task')!r} model; compress makes classifier, tagger "
+                                  "and reader (qa) runs smaller")
     from malmoi.models.quantize import BITS
 
     if bits is not None and bits not in BITS:
@@ -117,6 +119,8 @@ def compress(run: str | os.PathLike, *, target_size: str | int | None = None, bi
     out = Path(out) if out is not None else run
     if out != run and out.exists() and any(out.iterdir()):
         raise MalmoiError("E301", f"{out} already exists; choose another --out")
+    if meta["task"] != "classify":
+        return _compress_encoder_run(run, meta, target, bits, out)
     classifier = TextClassifier.from_run(run)
     ngram = hasattr(classifier.model, "members")
     if target is None and bits is None and not ngram:
@@ -143,6 +147,31 @@ def compress(run: str | os.PathLike, *, target_size: str | int | None = None, bi
     if split is not None:
         _score(result, classifier, small, split)
     _write(run, out, small, classifier.tokenizer, meta, result)
+    result.model_bytes, result.run_bytes = model_bytes(out), folder_size(out)
+    return result
+
+
+def _compress_encoder_run(run: Path, meta: dict, target: int | None, bits: int | None, out: Path) -> Compressed:
+    """A tagger or reader run with an encoder, its weights stored at fewer bits (as an encoder classifier's);
+    ``malmoi eval`` on the result tells its scores."""
+    from malmoi.use import load
+    from malmoi.use.compact_encoder import compress_encoder
+
+    loaded = load(run)
+    if not hasattr(loaded.model, "encoder"):
+        raise MalmoiError("E293", f"{run} is a character tagger: it already stores only the feature rows training "
+                                  "touched, and compress makes encoder runs smaller")
+    if target is None and bits is None:
+        raise MalmoiError("E292", "give --target-size (e.g. 10MB) or --bits (16 or 8)")
+    notes = [f"scores are not measured here: malmoi eval {out} --data FILE gives the compressed run's"]
+    stored = getattr(loaded.model.encoder, "storage_bits", 32)
+    if bits is not None and bits > stored:
+        notes.append(f"{run} is stored at {stored} bits already; it stays at {stored}")
+        bits = stored
+    before = model_bytes(run)
+    small, bits = compress_encoder(loaded, target, bits, before)
+    result = Compressed(str(out), str(run), bits, before, 0, 0, notes=notes)
+    _write(run, out, small, loaded.tokenizer, meta, result)
     result.model_bytes, result.run_bytes = model_bytes(out), folder_size(out)
     return result
 

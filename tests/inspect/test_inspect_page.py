@@ -32,6 +32,7 @@ SECTIONS = {
     "lstm": ("text", "embeddings", "seq2seq"),
     "bart": ("text", "embeddings", "seq2seq"),
     "tagger": ("text", "embeddings", "tagging"),
+    "qa": ("text", "embeddings", "layers", "reading"),
 }
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -39,7 +40,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 @pytest.fixture(scope="module")
 def loaded(inspect_runs, tiny_runs):
     """The session's tiny runs, with its n-gram classifier and LSTM seq2seq."""
-    runs = {**inspect_runs, "ngram": tiny_runs["ngram"], "lstm": tiny_runs["lstm"], "tagger": tiny_runs["tagger"]}
+    runs = {**inspect_runs, "ngram": tiny_runs["ngram"], "lstm": tiny_runs["lstm"], "tagger": tiny_runs["tagger"],
+            "qa": tiny_runs["qa"]}
     return {name: malmoi.load(run) for name, run in runs.items()}
 
 
@@ -59,7 +61,9 @@ def bart_shaped(lstm_record: dict) -> dict:
 
 @pytest.fixture(scope="module")
 def records(loaded):
-    out = {name: inspect_text(model, MASKED if name == "mlm" else SENTENCE) for name, model in loaded.items()}
+    out = {name: inspect_text(model, MASKED if name == "mlm" else SENTENCE,
+                              pair="민준는 서울 출신이다. 배우들 연기가 정말 좋았어요" if name == "qa" else None)
+           for name, model in loaded.items()}
     out["bart"] = bart_shaped(out["lstm"])
     return out
 
@@ -142,7 +146,7 @@ def test_the_page_in_a_browser(family, records, browser, tmp_path, check_hangul_
     assert page.inner_text("#sentence") == record["text"]
     ids = page.eval_on_selector_all("main > section", "s => s.map(x => x.id)")
     assert ids == [s for s in ("text", "embeddings", "layers", "classifier", "generation", "seq2seq", "retrieval",
-                               "fillings", "tagging") if s in SECTIONS[family]], ids
+                               "fillings", "tagging", "reading") if s in SECTIONS[family]], ids
     for section in SECTIONS[family]:
         assert page.inner_text(f"#{section} > .body").strip(), section
     assert not page.query_selector(".error")
@@ -173,6 +177,8 @@ def test_the_page_in_a_browser(family, records, browser, tmp_path, check_hangul_
         assert opened.count("#generation table.steps tbody tr") == len(gen["steps"])
         assert opened.count("#generation .chip.chosen") >= 1
         assert opened.count("#generation table.temperature tbody tr") == len(gen["sampling"]["temperature"])
+    if family == "qa":
+        assert opened.count("#reading table.reading tbody tr") == len(record["reading"]["tokens"])
     if family == "tagger":
         assert opened.count("#tagging table.tagging tbody tr") == len(record["tagging"]["units"])
         assert opened.count("#tagging mark.entity") == len(record["tagging"]["entities"])

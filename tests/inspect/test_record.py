@@ -186,3 +186,20 @@ def test_a_tagger_record_shows_features_tags_and_predicts_entities(tiny_runs):
     assert stage["units"][0]["features"]["morpheme"].endswith("NNP")  # Kiwi reads 김민준 as a proper noun
     for u in stage["units"]:
         assert sum(t["p"] for t in u["top"]) <= 1.0 + 1e-6
+
+
+def test_a_reader_record_shows_the_answer_and_its_span_probabilities(tiny_runs):
+    reader = malmoi.load(tiny_runs["qa"])
+    context, question = "민준는 서울 출신이다. 서연는 부산 출신이다.", "서연는 어디 출신이지?"
+    record = inspect_text(reader, question, pair=context)
+    jsonschema.validate(record, SCHEMA)
+    assert record["family"] == "qa" and record["text_stage"]["sequence_ids"].count(1) > 0
+    reading = record["reading"]
+    answer = reader.answer([question], context)[0]
+    assert (reading["answer"]["text"], reading["answer"]["start"]) == (answer.text, answer.start)
+    assert all(context[u["start"]:u["end"]] == u["text"] for u in reading["tokens"])
+    assert sum(u["p_start"] for u in reading["tokens"]) <= 1 + 1e-6
+    assert len(record["layers"]["attention"][0][0]) == len(record["text_stage"]["input_ids"])
+    with pytest.raises(MalmoiError) as e:
+        inspect_text(reader, question)
+    assert e.value.code == "E492"

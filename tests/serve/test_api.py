@@ -270,7 +270,8 @@ def test_unknown_model_and_wrong_family(open_client):
 def tag_client(tiny_runs):
     from malmoi.serve import load_models
 
-    models = load_models(parse_specs([f"ner={tiny_runs['tagger']}", f"gpt={tiny_runs['gpt']}"]))
+    models = load_models(parse_specs([f"ner={tiny_runs['tagger']}", f"gpt={tiny_runs['gpt']}",
+                                      f"reader={tiny_runs['qa']}"]))
     with TestClient(create_app(settings=ServeSettings(max_texts=4, max_chars=200), models=models)) as c:
         yield c
 
@@ -284,7 +285,24 @@ def test_tag_matches_the_use_layer(tag_client, tiny_runs):
         [[(e.text, e.type, e.start, e.end) for e in t.entities] for t in want]
     card = {m["id"]: m for m in tag_client.get("/v1/models").json()["data"]}["ner"]
     assert card["task"] == "tag" and card["routes"] == ["tag", "tokenize"]
-    assert tag_client.post("/v1/tokenize", json={"model": "ner", "text": "서울 날씨"}).json()["tokens"] == list("서울 날씨")
+    tokens = tag_client.post("/v1/tokenize", json={"model": "ner", "text": "서울 날씨"}).json()["tokens"]
+    assert tokens == list("서울 날씨")
+
+
+def test_answer_matches_the_use_layer(tag_client, tiny_runs):
+    context = "민준는 서울 출신이다. 서연는 부산 출신이다."
+    questions = ["민준는 어디 출신이지?", "서연는 어디 출신이지?"]
+    got = tag_client.post("/v1/answer", json={"model": "reader", "context": context, "questions": questions})
+    assert got.status_code == 200
+    want = load(tiny_runs["qa"]).answer(questions, context)
+    got_spans = [(a["text"], a["start"], a["end"]) for a in got.json()["answers"]]
+    assert got_spans == [(a.text, a.start, a.end) for a in want]
+    for a in got.json()["answers"]:
+        assert context[a["start"]:a["end"]] == a["text"]
+    card = {m["id"]: m for m in tag_client.get("/v1/models").json()["data"]}["reader"]
+    assert card["task"] == "qa" and card["routes"] == ["answer", "tokenize"]
+    response = tag_client.post("/v1/answer", json={"model": "reader", "context": "서울", "questions": ["   "]})
+    assert response.status_code == 422 and error_code(response) == "E492"
 
 
 def test_tag_refuses_what_it_cannot_do(tag_client):

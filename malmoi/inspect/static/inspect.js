@@ -429,7 +429,23 @@
         { v: arr(u.top).map((x) => `${x.tag} ${fmt(x.p, 2)}`).join("  "), cls: "left" }]), "tagging")));
   }
 
-  const VIEWS = { tagging: taggingView, text: textView, embeddings: embeddingsView, layers: layersView, classifier: classifierView,
+  function readingView(box) {
+    const r = record.reading, a = r.answer || {}, context = r.context || "";
+    const shown = a.end > a.start
+      ? [context.slice(0, a.start), el("mark", { class: "entity", title: fmt(a.score, 3) }, context.slice(a.start, a.end)),
+        context.slice(a.end)]
+      : [context];
+    box.append(h3(`답 · answer: ${a.text || "(없음)"} (${fmt(a.score, 3)}, 창 ${r.windows}개 · windows)`),
+      el("p", { class: "answer" }, shown));
+    const units = arr(r.tokens);
+    box.append(h3("첫 창의 문맥 토큰 · context tokens of the first window"), el("div", { class: "tall" },
+      table(["토큰 · token", "span", "match", "p(start)", "p(end)"], units.map((u) => [
+        { v: visible(u.text), cls: "left" }, span([u.start, u.end]), { v: u.match, cls: "num" },
+        { v: fmt(u.p_start, 3), cls: u.start === a.start ? "chosen num" : "num" },
+        { v: fmt(u.p_end, 3), cls: u.end === a.end ? "chosen num" : "num" }]), "reading")));
+  }
+
+  const VIEWS = { reading: readingView, tagging: taggingView, text: textView, embeddings: embeddingsView, layers: layersView, classifier: classifierView,
     generation: generationView, seq2seq: seq2seqView, retrieval: retrievalView, fillings: fillingsView };
   for (const [id, view] of Object.entries(VIEWS)) {
     const box = document.querySelector(`#${id} > .body`);
