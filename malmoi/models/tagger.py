@@ -59,6 +59,9 @@ class CharTaggerConfig:
     grams: int = 0
     """Hash buckets of the window features, each a row of label scores added straight to the emissions
     (0: none). Set from the featurizer when the model is built."""
+    gram_dropout: float = 0.0
+    """Share of window features left out of each training step: the sparse rows memorise the training
+    sentences within a few epochs, and without them the BiLSTM has to learn to generalise."""
     format: str = field(default="malmoi.CharTagger", repr=False)
 
 
@@ -101,6 +104,8 @@ class CharTagger(nn.Module):
         return self.embeddings["chars"] if self.embeddings is not None else None
 
     def emissions(self, chars, bigrams, morphs, words, attention_mask, grams=None) -> torch.Tensor:
+        if self.grams is not None and self.training and self.config.gram_dropout:
+            grams = grams.masked_fill(torch.rand(grams.shape) < self.config.gram_dropout, 0)  # row 0 is zeros
         direct = 0.0 if self.grams is None else self.grams(grams).sum(-2)
         if self.head is None:
             return direct + self.bias

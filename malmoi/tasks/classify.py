@@ -223,7 +223,7 @@ class ClassifyTask:
     def build_model(self, opts: ClassifyOptions, tokenizer, num_labels: int):
         from malmoi.models.classifier import EncoderClassifier
         from malmoi.models.ngram import classifier_for_preset, is_ngram_preset
-        from malmoi.models.presets import max_positions
+        from malmoi.models.presets import check_max_length
 
         if is_ngram_preset(opts.preset):
             return classifier_for_preset(opts.preset, tokenizer, num_labels, opts.dropout, opts.model_overrides)
@@ -236,9 +236,7 @@ class ClassifyTask:
             model = EncoderClassifier.from_preset(opts.preset, num_labels, vocab_size=len(tokenizer),
                                                   pad_token_id=tokenizer.pad_token_id or 0,
                                                   dropout=opts.dropout, **opts.model_overrides)
-        limit = max_positions(model.encoder.config)
-        if opts.max_length > limit:
-            raise MalmoiError("E222", f"--max-length {opts.max_length} exceeds the model's {limit} positions")
+        check_max_length(model.encoder.config, opts.max_length)
         return model
 
     def _meta(self, opts: ClassifyOptions, data: ClassifyData) -> dict:

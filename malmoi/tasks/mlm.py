@@ -139,12 +139,10 @@ class MLMTask:
 
     def build_model(self, opts: MLMOptions, tokenizer):
         from malmoi.models.mlm import build_mlm
-        from malmoi.models.presets import max_positions
+        from malmoi.models.presets import check_max_length
 
         model = build_mlm(opts.preset, tokenizer, opts.model_overrides)
-        limit = max_positions(model.config)
-        if opts.max_length > limit:
-            raise MalmoiError("E222", f"--max-length {opts.max_length} exceeds the model's {limit} positions")
+        check_max_length(model.config, opts.max_length)
         return model
 
     def meta(self, opts: MLMOptions, train: Sequence[str], valid: Sequence[str], model) -> dict:

@@ -182,7 +182,7 @@ class QATask:
         return train_tokenizer(texts, kind="wordpiece", vocab_size=opts.vocab_size)
 
     def build_model(self, opts: QAOptions, tokenizer):
-        from malmoi.models.presets import max_positions
+        from malmoi.models.presets import check_max_length
         from malmoi.models.qa import EncoderQA
 
         if not getattr(tokenizer, "is_fast", False):
@@ -196,9 +196,7 @@ class QATask:
             model = EncoderQA.from_preset(opts.preset, vocab_size=len(tokenizer),
                                           pad_token_id=tokenizer.pad_token_id or 0,
                                           question_match=opts.question_match, **opts.model_overrides)
-        limit = max_positions(model.encoder.config)
-        if opts.max_length > limit:
-            raise MalmoiError("E222", f"--max-length {opts.max_length} exceeds the model's {limit} positions")
+        check_max_length(model.encoder.config, opts.max_length)
         return model
 
     def _meta(self, opts: QAOptions, data: QAData) -> dict:

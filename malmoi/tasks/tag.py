@@ -160,7 +160,7 @@ class TagTask:
         return train_tokenizer(texts, kind="wordpiece", vocab_size=opts.vocab_size)
 
     def build_model(self, opts: TagOptions, features, labels: list[str]):
-        from malmoi.models.presets import max_positions
+        from malmoi.models.presets import check_max_length
         from malmoi.models.tagger import CharTagger, CharTaggerConfig, EncoderTagger
 
         if opts.char_model:
@@ -172,9 +172,7 @@ class TagTask:
             model = EncoderTagger.from_preset(opts.preset, labels, vocab_size=len(features),
                                               pad_token_id=features.pad_token_id or 0, dropout=opts.dropout,
                                               **opts.model_overrides)
-        limit = max_positions(model.encoder.config)
-        if opts.max_length > limit:
-            raise MalmoiError("E222", f"--max-length {opts.max_length} exceeds the model's {limit} positions")
+        check_max_length(model.encoder.config, opts.max_length)
         return model
 
     @staticmethod
