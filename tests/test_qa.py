@@ -94,6 +94,20 @@ def test_reads_articles_examples_and_splits_by_article(synthetic):
     assert split_articles(articles, 0.2, seed=7) == (train, valid)  # seeded, deterministic
 
 
+def test_articles_trains_on_a_slice_of_the_unchanged_file(synthetic):
+    from malmoi.tasks.qa import QAOptions, read_qa_data
+
+    opts = QAOptions(data=synthetic["train"], out=synthetic["tmp"] / "unused", articles="0:10",
+                     valid_split_by_article=0.2)
+    data = read_qa_data(opts)
+    titles = {ex.title for ex in data.train + data.valid}
+    assert titles == {f"article {a}" for a in range(10)}
+    for bad in ("10", "a:b", "-1:3"):
+        with pytest.raises(MalmoiError) as e:
+            QAOptions(data=synthetic["train"], out=synthetic["tmp"] / "unused", articles=bad)
+        assert e.value.code == "E201"
+
+
 @pytest.mark.parametrize("doc, code, words", [
     (NO_ANSWERS,
      "E132", "q1"),

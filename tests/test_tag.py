@@ -5,12 +5,12 @@ from __future__ import annotations
 import itertools
 import json
 import random
+from pathlib import Path
 
 import pytest
 import torch
 
-from malmoi.data.tagging import (Entity, check_sequence, entities, label_set, read_tagged, scheme_of,
-                                 tags_for)
+from malmoi.data.tagging import Entity, check_sequence, entities, label_set, read_tagged, scheme_of, tags_for
 from malmoi.errors import MalmoiError
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -386,3 +386,55 @@ def test_compress_refuses_a_character_tagger(tagger_run, tmp_path):
     with pytest.raises(MalmoiError) as e:  # it stores only the feature rows training touched already
         compress(tagger_run[0].run, bits=8, out=tmp_path / "small")
     assert e.value.code == "E293" and not (tmp_path / "small").exists()
+
+
+KLUE_NER = Path(__file__).resolve().parents[2] / "shared" / "data" / "ner"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (KLUE_NER / "train.tsv").is_file(), reason="../shared/data/ner is not here")
+def test_a_minute_on_klue_ner_finds_most_held_out_entities(tmp_path):
+    """KLUE-NER: one minute of the default preset on the training sentences, scored on the test file."""
+    import malmoi
+
+    result = malmoi.train(task="tag", data=KLUE_NER / "train.tsv", out=tmp_path / "run", time_budget="60s",
+                          progress=False, say=lambda m: None)
+    report = malmoi.load(result.run).evaluate(read_tagged(KLUE_NER / "test.tsv").sentences)
+    assert report.sentences == 1000 and report.entity_f1 > 0.6 and report.char_f1 > 0.6
+
+
+def test_a_run_resumed_after_a_crash_matches_an_uninterrupted_one_and_a_seed_repeats(tmp_path, monkeypatch):
+    """A crash in epoch 3 of 4, then --resume, gives the weights of the uninterrupted run (the sparse feature
+    rows and their optimizer moments included); the same seed in a second run gives the same weights."""
+    import malmoi
+    from malmoi.data import tag_datasets
+
+    synthetic(tmp_path / "train.tsv", 48, 0)
+    common = dict(task="tag", data=tmp_path / "train.tsv", batch_size=8, lr=1e-2, epochs=4, model_overrides=TINY,
+                  progress=False, say=lambda m: None, seed=5)
+    whole = malmoi.train(out=tmp_path / "whole", **common)
+    again = malmoi.train(out=tmp_path / "again", **common)
+    real_call, calls = tag_datasets.CharTagCollator.__call__, {"n": 0}
+
+    def crashing(self, items):
+        calls["n"] += 1
+        if calls["n"] == whole.steps // 2 + 4:  # in epoch 3, after two epochs' checkpoints
+            raise RuntimeError("simulated crash")
+        return real_call(self, items)
+
+    monkeypatch.setattr(tag_datasets.CharTagCollator, "__call__", crashing)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        malmoi.train(out=tmp_path / "cut", **common)
+    monkeypatch.setattr(tag_datasets.CharTagCollator, "__call__", real_call)
+    resumed = malmoi.train(out=tmp_path / "cut", resume=True, **common)
+    assert resumed.steps == whole.steps
+    states = [_exported_state(run) for run in (whole.run, again.run, resumed.run)]
+    for name, value in states[0].items():
+        assert torch.equal(value, states[1][name]), name
+        torch.testing.assert_close(value, states[2][name], msg=name)
+
+
+def _exported_state(run) -> dict:
+    from malmoi.models.tagger import CharTagger
+
+    return CharTagger.load(run).state_dict()

@@ -37,6 +37,9 @@ class QAOptions(LoopOptions):
     """Validation file (SQuAD v1.1 JSON); without it ``valid_split_by_article`` of the articles is held out."""
     valid_split_by_article: float = 0.2
     """Fraction of the articles held out whole (seeded) when there is no ``valid`` file."""
+    articles: str | None = None
+    """Train on a slice of the file's articles, ``FIRST:END`` (0-based, END excluded: ``0:112``), read at run
+    time, so a file whose licence allows sharing only the unchanged whole (KorQuAD) is never re-split on disk."""
     preset: str | None = None
     """Model preset trained from scratch; without this and ``pretrained``: ``qa-mini``."""
     pretrained: str | os.PathLike | None = None
@@ -75,6 +78,20 @@ class QAOptions(LoopOptions):
     def default_lr(self) -> float:
         return self.LR_PRETRAINED if self.pretrained else self.LR_SCRATCH
 
+    def article_slice(self) -> slice:
+        """``articles`` as a slice (all of them when it is None)."""
+        if self.articles is None:
+            return slice(None)
+        first, sep, end = str(self.articles).partition(":")
+        try:
+            bounds = (int(first) if first else None, int(end) if end else None)
+        except ValueError:
+            bounds = None
+        if not sep or bounds is None or any(b is not None and b < 0 for b in bounds):
+            raise MalmoiError("E201", f"--articles must be FIRST:END with article numbers from 0 (e.g. 0:112), "
+                                      f"got {self.articles!r}")
+        return slice(*bounds)
+
     def __post_init__(self) -> None:
         if self.preset and self.pretrained:
             raise MalmoiError("E228", "give either --preset or --pretrained, not both")
@@ -98,6 +115,8 @@ class QAOptions(LoopOptions):
             raise MalmoiError("E201", f"--unanswered-windows must be between 0 and 1, got {self.unanswered_windows}")
         if self.max_answer_length < 1:
             raise MalmoiError("E238", f"--max-answer-length must be at least 1, got {self.max_answer_length}")
+        if self.articles is not None:
+            self.article_slice()  # refused now rather than after reading the file
         if self.valid is None and not 0 < self.valid_split_by_article < 1:
             raise MalmoiError("E226", f"--valid-split-by-article must be a fraction between 0 and 1, "
                                       f"got {self.valid_split_by_article}")
@@ -124,7 +143,9 @@ def read_qa_data(opts: QAOptions) -> QAData:
     """The examples to train and validate on: the ``valid`` file, or a split by article."""
     from malmoi.data.squad import examples_of, read_squad, split_articles
 
-    articles = read_squad(opts.data)
+    articles = read_squad(opts.data)[opts.article_slice()]
+    if not articles:
+        raise MalmoiError("E102", f"{opts.data}: --articles {opts.articles} selects no article")
     if opts.valid is not None:
         valid = read_squad(opts.valid)
         return QAData(examples_of(articles), examples_of(valid), len(articles), len(valid))
