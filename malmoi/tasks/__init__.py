@@ -7,6 +7,7 @@
 | lm         | ``lm.py``         | a GPT-style causal language model                       |
 | mlm        | ``mlm.py``        | a BERT encoder by masked-language modelling             |
 | qa         | ``qa.py``         | extractive question answering (SQuAD / KorQuAD files): encoder + span head |
+| tag        | ``tag.py``        | a named-entity tagger (KLUE / CoNLL / JSONL): character BiLSTM-CRF or encoder + a head per token |
 
 A task is a small object with ``name``, ``Options`` (a keyword-only dataclass extending
 ``common.LoopOptions``) and ``train(options, say) -> TrainResult``. ``train(task=..., **options)``
