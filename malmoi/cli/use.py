@@ -26,13 +26,6 @@ def _task(run: Path, tasks: tuple[str, ...]) -> tuple[str, dict]:
     return meta["task"], meta
 
 
-def _classifier(run: Path):
-    from malmoi.use import load
-
-    _, meta = _task(run, ("classify",))
-    return load(run), meta
-
-
 def _print_evaluation(evaluation, skipped: int) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -88,7 +81,7 @@ def evaluate(
         raise MalmoiError("E232", f"--errors must be >= 0, got {errors}")
     if batch_size < 1:
         raise MalmoiError("E223", f"--batch-size must be >= 1, got {batch_size}")
-    task, _ = _task(run, ("classify", "tag", "qa"))
+    task, meta = _task(run, ("classify", "tag", "qa"))
     if task == "tag":
         from malmoi.cli.tag import evaluate_tagger
 
@@ -97,7 +90,9 @@ def evaluate(
         from malmoi.cli.qa import evaluate_qa
 
         return evaluate_qa(run, data, as_json, batch_size)
-    classifier, meta = _classifier(run)
+    from malmoi.use import load
+
+    classifier = load(run)
     columns = meta.get("columns", {})
     labelled = read_labelled(data, text or columns.get("text", "text"), label or columns.get("label", "label"),
                              allowed=classifier.labels)
@@ -133,12 +128,14 @@ def predict(
     if not inputs:
         raise MalmoiError("E233", 'nothing to predict: give texts (malmoi predict RUN "문장") or --file FILE')
     task, _ = _task(run, ("classify", "tag"))
+    from malmoi.use import load
+
+    loaded = load(run)
     if task == "tag":
         from malmoi.cli.tag import print_taggings
-        from malmoi.use import load
 
-        return print_taggings(load(run).tag(inputs, batch_size=batch_size), as_json)
-    classifier, _ = _classifier(run)
+        return print_taggings(loaded.tag(inputs, batch_size=batch_size), as_json)
+    classifier = loaded
     predictions = classifier.predict(inputs, batch_size=batch_size)
     if as_json:
         print(json.dumps([p.__dict__ for p in predictions], ensure_ascii=False))

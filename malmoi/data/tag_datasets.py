@@ -11,22 +11,19 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+import torch
 from torch.utils.data import Dataset
 
+from malmoi.data.batching import LABEL_PAD, PadCollator
 from malmoi.data.tagging import Entity, entities, tags_for
 from malmoi.errors import MalmoiError
 
-IGNORE = -100
 
 
 class CharTagCollator:
     """``PadCollator`` for character items, with their (units × features) ``grams`` padded to (B, T, F)."""
 
     def __call__(self, items: Sequence[dict[str, Any]]) -> dict[str, Any]:
-        import torch
-
-        from malmoi.data.batching import PadCollator
-
         batch = PadCollator(pad_id=0)([{k: v for k, v in item.items() if k != "grams"} for item in items])
         if "grams" in items[0]:
             width = len(items[0]["grams"][0]) if items[0]["grams"] else 0
@@ -107,7 +104,7 @@ class TokenTagDataset(Dataset):
                 item["token_type_ids"] = [0] * len(ids)
             if tags is not None:
                 per_token = token_tags(offsets, entities(tags[i]), scheme)
-                item["labels"] = [IGNORE if t is None else index[t] for t in per_token]
+                item["labels"] = [LABEL_PAD if t is None else index[t] for t in per_token]
             self.offsets.append(offsets)
             self.items.append(item)
         self.lengths = [len(item["input_ids"]) for item in self.items]

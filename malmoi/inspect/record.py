@@ -210,10 +210,7 @@ def _qa(loaded, record: dict, *, top_k: int, steps: int) -> dict:
         return out
     model, inputs = loaded.model, {k: v[:, :n] for k, v in inputs.items()}
     with torch.inference_mode():
-        embeds = model.encoder.get_input_embeddings()(inputs["input_ids"])
-        if model.match is not None:
-            embeds = embeds + model.match(inputs["question_match"])
+        read = model.encoder_inputs(inputs["input_ids"], inputs["question_match"])
         out["layers"] = layers_stage(*run_layers(model.encoder, {
-            "inputs_embeds": embeds, "attention_mask": inputs["attention_mask"],
-            "token_type_ids": inputs["token_type_ids"]}))
+            **read, "attention_mask": inputs["attention_mask"], "token_type_ids": inputs["token_type_ids"]}))
     return out

@@ -26,14 +26,15 @@ def _top(probs: torch.Tensor, labels: list[str]) -> list[dict]:
 
 
 def _char_units(tagger, text: str, chosen: list[str]) -> list[dict]:
-    from malmoi.text.char_features import bigrams, morph_tags, word_places
-
+    """Each character's features as the model reads them (spelled from their ids: a bigram training never
+    saw reads ``<unk>``), its top tags and the chosen one."""
     feats = tagger.features.encode(text)
     batch = {k: torch.tensor([v]) for k, v in feats.items()}
     probs = tagger.model(**batch, attention_mask=torch.ones_like(batch["chars"])).logits[0].softmax(-1)
-    morphs, places, pairs = morph_tags([text])[0], word_places(text), bigrams(text)
-    return [{"text": c, "start": i, "end": i + 1, "features": {"bigram": pairs[i], "morpheme": morphs[i],
-                                                               "word": places[i]},
+    spelled = {name: [tagger.features.tables[name][i] for i in feats[name]] for name in ("bigrams", "morphs", "words")}
+    return [{"text": c, "start": i, "end": i + 1,
+             "features": {"bigram": spelled["bigrams"][i], "morpheme": spelled["morphs"][i],
+                          "word": spelled["words"][i]},
              "top": _top(probs[i], tagger.labels), "tag": chosen[i]} for i, c in enumerate(text)]
 
 

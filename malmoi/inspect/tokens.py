@@ -14,6 +14,7 @@ def tokenizer_of(loaded):
 
 def tokenize(loaded, text: str, pair: str | None = None) -> dict:
     """The token view of ``text`` (and ``pair``, read as the second sequence, for subword tokenizers)."""
+    from malmoi.text.char_features import CharFeaturizer
     from malmoi.text.ngrams import NgramFeaturizer
 
     tok = tokenizer_of(loaded)
@@ -26,7 +27,7 @@ def tokenize(loaded, text: str, pair: str | None = None) -> dict:
         return _subwords(tok, text, pair)
     if hasattr(tok, "split") and hasattr(tok, "vocab"):  # an LSTM run's vocabulary codec
         return _units(tok, text)
-    if hasattr(tok, "encode_many"):  # a character tagger's featurizer: every character, spaces included
+    if isinstance(tok, CharFeaturizer):  # a character tagger's featurizer: every character, spaces included
         ids = tok.encode(text)["chars"]
         return {"kind": "units", "tokens": list(text), "input_ids": ids, "token_type_ids": [0] * len(ids),
                 "attention_mask": [1] * len(ids), "offsets": [[i, i + 1] for i in range(len(text))],

@@ -62,16 +62,20 @@ class EncoderQA(nn.Module):
         """A pretrained encoder from a local folder with a new span head."""
         return cls(load_encoder(folder), dropout, question_match)
 
+    def encoder_inputs(self, input_ids: torch.Tensor, question_match: torch.Tensor | None = None) -> dict:
+        """What the encoder reads: the token ids, or with question-match levels the word embeddings plus the
+        match embedding (``inputs_embeds``)."""
+        if self.match is None or question_match is None:
+            return {"input_ids": input_ids}
+        return {"inputs_embeds": self.encoder.get_input_embeddings()(input_ids) + self.match(question_match)}
+
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 token_type_ids: torch.Tensor | None = None, question_match: torch.Tensor | None = None,
                 start_positions: torch.Tensor | None = None, end_positions: torch.Tensor | None = None,
                 ) -> QuestionAnsweringModelOutput:
         extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
-        if self.match is not None and question_match is not None:
-            embeds = self.encoder.get_input_embeddings()(input_ids) + self.match(question_match)  # (B, T, H)
-            hidden = self.encoder(inputs_embeds=embeds, attention_mask=attention_mask, **extra).last_hidden_state
-        else:
-            hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state
+        hidden = self.encoder(**self.encoder_inputs(input_ids, question_match), attention_mask=attention_mask,
+                              **extra).last_hidden_state
         logits = self.head(self.dropout(hidden))  # (B, T, 2)
         start, end = logits[..., 0], logits[..., 1]
         if attention_mask is not None:  # padding can never be an answer

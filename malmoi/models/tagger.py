@@ -20,12 +20,13 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
+from malmoi.data.batching import LABEL_PAD
 from malmoi.errors import MalmoiError
 from malmoi.files import atomic_write_bytes, atomic_write_json, safetensors_bytes
 from malmoi.models.crf import CRF
 
-IGNORE = -100
-"""The label of a position no loss reads (padding, an encoder's special and non-first subword tokens)."""
+IGNORE = LABEL_PAD
+"""The label of a position no loss reads (padding, an encoder's special tokens)."""
 CONFIG_FILE = "tagger.json"
 WEIGHTS_FILE = "tagger.safetensors"
 HEAD_FILE = "head.safetensors"
@@ -49,11 +50,8 @@ class CharTaggerConfig:
     morph_dim: int = 32
     word_dim: int = 8
     hidden: int = 192
-    """LSTM units per direction (the convolutions are twice as wide, as the BiLSTM's output)."""
+    """LSTM units per direction; 0 leaves the window features alone."""
     layers: int = 2
-    encoder: str = "lstm"
-    """``lstm`` (a BiLSTM) or ``cnn`` (residual convolutions over 3 characters, dilated 1, 2, 4 …:
-    every position at once, where an LSTM steps through the characters)."""
     dropout: float = 0.3
     crf: bool = True
     grams: int = 0
@@ -84,11 +82,6 @@ class CharTagger(nn.Module):
             nn.init.zeros_(self.grams.weight)
         if config.hidden == 0:  # the window features alone: a linear-chain CRF like CRFsuite's
             self.bias = nn.Parameter(torch.zeros(k))
-        elif config.encoder == "cnn":
-            self.project = nn.Linear(sum(dims.values()), 2 * config.hidden)
-            self.convs = nn.ModuleList(nn.Conv1d(2 * config.hidden, 2 * config.hidden, 3, padding=2 ** i,
-                                                 dilation=2 ** i) for i in range(config.layers))
-            self.norms = nn.ModuleList(nn.LayerNorm(2 * config.hidden) for _ in range(config.layers))
         else:
             self.lstm = nn.LSTM(sum(dims.values()), config.hidden, num_layers=config.layers, bidirectional=True,
                                 batch_first=True, dropout=config.dropout if config.layers > 1 else 0.0)
@@ -114,21 +107,11 @@ class CharTagger(nn.Module):
     def _contextual(self, chars, bigrams, morphs, words, attention_mask) -> torch.Tensor:
         x = torch.cat([self.embeddings[name](ids) for name, ids in
                        (("chars", chars), ("bigrams", bigrams), ("morphs", morphs), ("words", words))], dim=-1)
-        if self.config.encoder == "cnn":
-            return self.head(self.dropout(self._convolve(x, attention_mask)))
         lengths = attention_mask.sum(1).cpu()
         packed = nn.utils.rnn.pack_padded_sequence(self.dropout(x), lengths, batch_first=True, enforce_sorted=False)
         out, _ = self.lstm(packed)
         out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
         return self.head(self.dropout(out))
-
-    def _convolve(self, x: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        keep = attention_mask.unsqueeze(-1).to(x.dtype)
-        h = self.project(self.dropout(x)) * keep
-        for conv, norm in zip(self.convs, self.norms):
-            step = conv(h.transpose(1, 2)).transpose(1, 2)  # padding stays zero: it never leaks into a sentence
-            h = norm(h + self.dropout(nn.functional.gelu(step))) * keep
-        return h
 
     def forward(self, chars, bigrams, morphs, words, attention_mask, grams=None, labels=None) -> TaggerOutput:
         logits = self.emissions(chars, bigrams, morphs, words, attention_mask, grams)

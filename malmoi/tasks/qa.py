@@ -173,14 +173,13 @@ def qa_evaluate(examples: Sequence, windows, max_answer_length: int):
     return evaluate
 
 
-def windowed(tokenizer, examples: Sequence, opts_or_meta, named: bool):
+def windowed(tokenizer, examples: Sequence, opts: QAOptions, named: bool):
     """(windows, dataset) of ``examples``, labelled with their first answer."""
     from malmoi.data.qa_windows import QADataset, tokenize_windows
 
-    get = opts_or_meta.get if isinstance(opts_or_meta, dict) else lambda k: getattr(opts_or_meta, k)
     windows = tokenize_windows(tokenizer, [ex.question for ex in examples], [ex.context for ex in examples],
-                               max_length=get("max_length"), stride=get("doc_stride"),
-                               max_question_length=get("max_question_length"))
+                               max_length=opts.max_length, stride=opts.doc_stride,
+                               max_question_length=opts.max_question_length)
     answers = [(ex.answers[0].start, ex.answers[0].end) if ex.answers else None for ex in examples]
     return windows, QADataset(windows, answers, named=named)
 

@@ -51,14 +51,14 @@ class Tagger:
 
     @classmethod
     def from_run(cls, run: str | os.PathLike) -> "Tagger":
-        from malmoi.models.tagger import load_tagger
+        from malmoi.models.tagger import CONFIG_FILE, HEAD_FILE, load_tagger
         from malmoi.text.char_features import CharFeaturizer, is_char_featurizer_folder
 
         run = Path(run)
         meta = read_meta(run)
         if meta.get("task") != "tag":
             raise MalmoiError("E486", f"{run} holds a {meta.get('task')!r} model, not a tagger")
-        if meta.get("status") != "done" and not any((run / f).is_file() for f in ("tagger.json", "head.safetensors")):
+        if not any((run / f).is_file() for f in (CONFIG_FILE, HEAD_FILE)):  # written last when a model is saved
             raise MalmoiError("E406", f"{run} has no trained model yet (training did not finish; use --resume)")
         if is_char_featurizer_folder(run):
             features = CharFeaturizer.from_pretrained(run)
@@ -73,7 +73,10 @@ class Tagger:
 
     @property
     def char_model(self) -> bool:
-        return hasattr(self.features, "encode_many")
+        """Whether the tagger reads characters (``bilstm-crf``) rather than subword tokens."""
+        from malmoi.text.char_features import CharFeaturizer
+
+        return isinstance(self.features, CharFeaturizer)
 
     @torch.inference_mode()
     def tag(self, texts: str | Sequence[str], batch_size: int = 32) -> list[Tagging]:
