@@ -72,6 +72,7 @@ ERRORS: dict[str, str] = {
     # E2xx arguments -- tagging
     "E234": "unknown tagging file format",
     "E235": "text to tag is empty, or longer than the tagger takes",
+    "E236": "scoring a text generator needs its input and reference columns (--source, --target)",
     # E2xx arguments -- question answering
     "E237": "--doc-stride is negative or leaves a window no new context",
     "E238": "--max-answer-length is below 1",
@@ -124,7 +125,7 @@ ERRORS: dict[str, str] = {
     "E406": "the classifier run has no trained model yet",
     "E407": "the run's label list and the model's number of labels disagree",
     "E408": "the tokenizer has more tokens than the pretrained model embeds",
-    "E409": "this command works on classify runs only",
+    "E409": "this command does not work on this kind of run (the message names the kinds it works on)",
     "E410": "tokenizer folder not found",
     "E411": "the folder holds no tokenizer that can be loaded",
     "E412": "the vocabulary is missing or invalid",

@@ -10,7 +10,6 @@ import pytest
 import malmoi
 from malmoi.errors import MalmoiError
 from malmoi.models.retrieval import RetrievalIndex
-from malmoi.tasks.retrieval import answer_scores
 from malmoi.text.ngrams import NgramFeaturizer
 from malmoi.use.retrieval import RetrievalGenerator
 
@@ -143,8 +142,3 @@ def test_decoder_options_are_refused_for_retrieval(tmp_path):
         malmoi.train(task="seq2seq", data=data, source="Q", target="A", out=tmp_path / "run", preset="retrieval",
                      units="words")
     assert e.value.code == "E228" and not (tmp_path / "run").exists()
-
-
-def test_answer_scores_on_raw_strings():
-    scores = answer_scores(["맑고 따뜻해요", "아니요"], ["맑고 따뜻해요", "네"])
-    assert scores["exact"] == 0.5 and 0 < scores["chrf"] < 100

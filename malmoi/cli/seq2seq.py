@@ -21,7 +21,7 @@ from malmoi.tasks.pairs import Seq2SeqOptions
 def summary_line(result) -> str:
     """One line: the exported model's validation scores, how long, where."""
     m = result.metrics
-    scores = " ".join(f"{k} {m[k]:.2f}" for k in ("loss", "perplexity", "bleu", "chrf") if k in m)
+    scores = " ".join(f"{k} {m[k]:.2f}" for k in ("loss", "perplexity", "bleu", "chrf", "rouge_l") if k in m)
     return (f"{scores} on {result.valid_examples} validation pairs; {result.steps} steps ({result.stopped_by}), "
             f"{result.samples_per_s:.0f} samples/s, {result.seconds:.0f} s → {result.run}")
 
@@ -154,3 +154,33 @@ def attention(
         print(json.dumps({**amap.__dict__, "png": str(out)}, ensure_ascii=False))
     else:
         print(f"{amap.text}\n→ {out}")
+
+
+def evaluate_generator(run: Path, meta: dict, data: Path, source: str | None, target: str | None, errors: int,
+                       as_json: bool) -> None:
+    """``malmoi eval`` on a text generator: its default decoding answers every source of ``data``, scored
+    against the targets (``training.text_metrics``); ``errors`` shows the answers furthest from theirs."""
+    from malmoi.data.readers import read_pairs
+    from malmoi.training.text_metrics import rouge_l, text_scores
+    from malmoi.use import load_generator
+
+    columns = meta.get("columns", {})
+    source, target = source or columns.get("source"), target or columns.get("target")
+    if not source or not target:
+        raise MalmoiError("E236", f"{run} was not trained on pairs; give --source and --target columns")
+    generator = load_generator(run)
+    if getattr(generator, "continues_prompt", False):
+        raise MalmoiError("E409", f"{run} continues texts rather than answering them; train it with --source and "
+                                  "--target to score its answers")
+    sources, targets, skipped = read_pairs(data, source, target)
+    answers = [a.text for a in generator.generate(sources)]
+    scores = {**text_scores(answers, targets), "pairs": len(sources), "skipped_empty": skipped}
+    worst = sorted(range(len(answers)), key=lambda i: rouge_l(answers[i], targets[i]))[:errors]
+    if as_json:
+        scores["errors"] = [{"source": sources[i], "target": targets[i], "answer": answers[i]} for i in worst]
+        print(json.dumps(scores, ensure_ascii=False))
+        return
+    print(f"BLEU {scores['bleu']:.2f}   chrF {scores['chrf']:.2f}   ROUGE-L {scores['rouge_l']:.2f}   "
+          f"exact {scores['exact']:.1%}   on {len(sources)} pairs" + (f" ({skipped} empty skipped)" if skipped else ""))
+    for i in worst:
+        print(f"\n{sources[i]}\n  target: {targets[i]}\n  answer: {answers[i]}")

@@ -65,6 +65,10 @@ def evaluate(
     format: str = typer.Option("auto", "--format", help="A tagger's file format: klue, conll, jsonl or auto."),
     text: Optional[str] = typer.Option(None, "--text", help="Text column [default: the run's]."),
     label: Optional[str] = typer.Option(None, "--label", help="Label column [default: the run's]."),
+    source: Optional[str] = typer.Option(None, "--source", help="A text generator's input column "
+                                                                "[default: the run's]."),
+    target: Optional[str] = typer.Option(None, "--target", help="A text generator's reference column "
+                                                                "[default: the run's]."),
     errors: int = typer.Option(0, "--errors", help="Show this many misclassified examples, most confident first."),
     batch_size: int = typer.Option(64, "--batch-size", help="Texts per forward pass."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
@@ -72,8 +76,11 @@ def evaluate(
     """Scores of a trained run on labelled data. A classifier: accuracy, macro-F1, per-class
     precision/recall and the confusion matrix. A tagger: entity precision/recall/F1 (exact span and
     type), per type, and KLUE's character F1. A reader (qa): exact match and F1 as KorQuAD computes them.
+    A text generator (seq2seq, a chat lm): BLEU, chrF, ROUGE-L on characters and exact match of its
+    answers to the sources against the targets.
 
     Example: malmoi eval runs/reviews --data test.tsv --errors 5
+    Example: malmoi eval runs/summary --data test.tsv --errors 3
     """
     from malmoi.data.readers import read_labelled
 
@@ -81,7 +88,11 @@ def evaluate(
         raise MalmoiError("E232", f"--errors must be >= 0, got {errors}")
     if batch_size < 1:
         raise MalmoiError("E223", f"--batch-size must be >= 1, got {batch_size}")
-    task, meta = _task(run, ("classify", "tag", "qa"))
+    task, meta = _task(run, ("classify", "tag", "qa", "seq2seq", "lm"))
+    if task in ("seq2seq", "lm"):
+        from malmoi.cli.seq2seq import evaluate_generator
+
+        return evaluate_generator(run, meta, data, source, target, errors, as_json)
     if task == "tag":
         from malmoi.cli.tag import evaluate_tagger
 

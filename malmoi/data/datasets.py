@@ -13,6 +13,7 @@ from typing import Any, Callable, Sequence, Union
 
 from torch.utils.data import Dataset
 
+from malmoi.data.batching import LABEL_PAD
 from malmoi.errors import MalmoiError
 
 Encoder = Union[Callable[[str], Sequence[int]], Any]
@@ -136,6 +137,46 @@ class LanguageModelDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         return {"input_ids": self.blocks[i], "labels": self.blocks[i]}
+
+
+class ChatDataset(Dataset):
+    """(question, answer) pairs in one turn format, ``bos question eos answer eos``, packed whole
+    into blocks of at most ``block_size`` ids (a turn longer than a block loses its end).
+
+    Items are ``{input_ids, labels}``; with ``answer_only`` the labels of the question part are
+    -100, so the model learns to answer rather than to ask (the question is still read)."""
+
+    def __init__(self, pairs: Sequence[tuple[str, str]], tokenizer: Encoder, block_size: int, *,
+                 bos_id: int, eos_id: int, answer_only: bool = True):
+        _check_max_length("block_size", block_size)
+        questions = encode_all([q for q, _ in pairs], tokenizer, special_tokens=False)
+        answers = encode_all([a for _, a in pairs], tokenizer, special_tokens=False)
+        self.blocks: list[list[int]] = []
+        self.labels: list[list[int]] = []
+        ids: list[int] = []
+        labels: list[int] = []
+        for q, a in zip(questions, answers):
+            turn = [bos_id, *q, eos_id, *a, eos_id][:block_size]
+            asked = turn[: len(q) + 2]
+            told = [LABEL_PAD] * len(asked) if answer_only else asked
+            if ids and len(ids) + len(turn) > block_size:
+                self.blocks.append(ids)
+                self.labels.append(labels)
+                ids, labels = [], []
+            ids += turn
+            labels += (told + turn[len(asked):])[: len(turn)]
+        if ids:
+            self.blocks.append(ids)
+            self.labels.append(labels)
+        self.lengths = [len(b) for b in self.blocks]
+        self.num_tokens = sum(self.lengths)
+
+    def __len__(self) -> int:
+        return len(self.blocks)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        ids = self.blocks[i]
+        return {"input_ids": ids, "attention_mask": [1] * len(ids), "labels": self.labels[i]}
 
 
 class TextDataset(Dataset):

@@ -7,8 +7,9 @@ near a cut is whole in the next one. Each window keeps, per token, its character
 context (``None`` outside the context), which is how a predicted token span becomes context
 characters again, and a ``question_match`` level (``match_levels``): whether the token shares a
 character bigram with the question (DrQA's exact-match feature, on characters because Korean
-words carry particles: 혐의로 and 혐의 share 혐의) and how many of its neighbours do. For a model
-trained on a few thousand questions this is the cheapest strong hint of where the answer is.
+words carry particles: 혐의로 and 혐의 share 혐의), how many of its near neighbours do, and how many
+do within about a sentence. For a model trained on a few thousand questions this is the cheapest
+strong hint of where the answer is.
 
 Training labels (``answer_positions``) are the first and last token of the gold answer in the
 windows that hold it whole, and [CLS] (position 0) in the others.
@@ -16,6 +17,7 @@ windows that hold it whole, and [CLS] (position 0) in the others.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import accumulate
 from typing import Any, Sequence
 
 import torch
@@ -67,8 +69,17 @@ MATCH_NEAR = 8
 """Context tokens on each side whose matches a token's level counts."""
 MATCH_MOST = 7
 """Matching neighbours counted at most."""
-MATCH_LEVELS = 2 + 2 * (MATCH_MOST + 1)
-"""Values ``question_match`` takes: 0 outside the context, then 1 + matched + 2 × matching neighbours."""
+NEAR_LEVELS = 2 + 2 * (MATCH_MOST + 1)
+"""Values of the near part: 0 outside the context, then 1 + matched + 2 × matching neighbours."""
+MATCH_WIDE = 24
+"""Context tokens on each side of the wide count (about a sentence at KorQuAD's one token per character)."""
+WIDE_EDGES = (1, 2, 3, 5, 8, 12, 18)
+"""The wide count's buckets start at these numbers of matching tokens (and at 0)."""
+MATCH_LEVELS = NEAR_LEVELS * (len(WIDE_EDGES) + 1)
+"""Values ``question_match`` takes: near level + ``NEAR_LEVELS`` × wide bucket. On KorQuAD (3 minutes,
+one thread, F1 on 28 held-out articles) the near part alone scored 22.9; with the wide count 27.1 and
+26.2 (seeds 42 and 7), with ±12 or ±48 tokens instead of ±24 25.1 and 25.0, with a third count over
+±64 tokens 26.6."""
 
 
 def _bigrams(text: str) -> set[str]:
@@ -88,13 +99,23 @@ def char_matches(question: str, context: str) -> list[bool]:
 def match_levels(flags: Sequence[bool], offsets: Sequence[Span | None]) -> list[int]:
     """Each token's question-match level from the per-character ``flags`` of its context: 0 outside the
     context, else 1 + (the token holds a matching character) + 2 × (how many of the ``MATCH_NEAR``
-    context tokens on either side do, at most ``MATCH_MOST``)."""
-    matched = [o is not None and any(flags[o[0]:o[1]]) for o in offsets]
+    context tokens on either side do, at most ``MATCH_MOST``), plus ``NEAR_LEVELS`` × the bucket
+    (``WIDE_EDGES``) of how many tokens within ``MATCH_WIDE`` on either side match, itself included:
+    the near part says the token sits among question words, the wide part that its sentence does."""
+    from bisect import bisect_right
+
     inside = [i for i, o in enumerate(offsets) if o is not None]
+    matched = [int(any(flags[offsets[i][0]:offsets[i][1]])) for i in inside]
+    running = [0, *accumulate(matched)]
+
+    def count(k: int, reach: int) -> int:
+        return running[min(len(inside), k + reach + 1)] - running[max(0, k - reach)]
+
     levels = [0] * len(offsets)
     for k, i in enumerate(inside):
-        near = sum(matched[j] for j in inside[max(0, k - MATCH_NEAR):k + MATCH_NEAR + 1]) - matched[i]
-        levels[i] = 1 + matched[i] + 2 * min(near, MATCH_MOST)
+        near = count(k, MATCH_NEAR) - matched[k]
+        levels[i] = 1 + matched[k] + 2 * min(near, MATCH_MOST) + NEAR_LEVELS * bisect_right(WIDE_EDGES,
+                                                                                          count(k, MATCH_WIDE))
     return levels
 
 

@@ -19,10 +19,11 @@ def top(probs: torch.Tensor, k: int, name_of) -> list[dict]:
 
 @torch.inference_mode()
 def generation_stage(generator, text: str, *, steps: int, top_k: int, name_of) -> dict:
-    from malmoi.models.generation import continuation, encode_prompt
+    from malmoi.models.generation import continuation, encode_prompt, encode_turn
 
     model, tok = generator.model, generator.tokenizer
-    prompt = encode_prompt(tok, text)
+    chat = getattr(generator, "chat", False)  # a chat run answers: its prompt is one turn's question
+    prompt = (encode_turn if chat else encode_prompt)(tok, text)
     ids = list(prompt)
     eos = tok.eos_token_id
     limit = getattr(model.config, "n_positions", 1024)
@@ -40,8 +41,9 @@ def generation_stage(generator, text: str, *, steps: int, top_k: int, name_of) -
         ids.append(chosen)
         if chosen == eos:
             break
+    said = continuation(tok, [] if chat else prompt, [i for i in ids[len(prompt):] if i != eos])
     return {"prompt_tokens": len(prompt), "steps": records, "decoding": "greedy",
-            "text": continuation(tok, prompt, [i for i in ids[len(prompt):] if i != eos]),
+            "text": said.strip() if chat else said,
             "sampling": sampling_effects(first, top_k, name_of) if first is not None else None}
 
 

@@ -362,24 +362,33 @@ def encode_prompt(tokenizer, prompt: str, device=None) -> list[int]:
     return ids
 
 
+def encode_turn(tokenizer, question: str) -> list[int]:
+    """A chat language model's prompt: ``bos question eos``, after which it writes the answer and an
+    eos (the turn format of ``data.datasets.ChatDataset``)."""
+    return encode_prompt(tokenizer, question) + [tokenizer.eos_token_id]
+
+
 def generate_text(
-    model, tokenizer, prompt: str, settings: GenerationSettings | None = None, *, stream: bool = False
+    model, tokenizer, prompt: str, settings: GenerationSettings | None = None, *, stream: bool = False,
+    reply: bool = False,
 ) -> str | Iterator[str]:
-    """Continue ``prompt``; the new text, or with ``stream=True`` an iterator of its pieces."""
+    """Continue ``prompt``; the new text, or with ``stream=True`` an iterator of its pieces. With
+    ``reply`` a decoder-only model answers the prompt as a chat turn (``encode_turn``)."""
     settings = settings or GenerationSettings()
     if settings.eos_token_id is None and tokenizer.eos_token_id is not None:
         settings = replace(settings, eos_token_id=tokenizer.eos_token_id)
     if settings.pad_token_id is None and tokenizer.pad_token_id is not None:
         settings = replace(settings, pad_token_id=tokenizer.pad_token_id)
-    prompt_ids = encode_prompt(tokenizer, prompt)
+    prompt_ids = encode_turn(tokenizer, prompt) if reply else encode_prompt(tokenizer, prompt)
     if not prompt_ids:
         raise MalmoiError("E271", "the prompt is empty and the tokenizer has no BOS token to start from")
     device = next(model.parameters()).device
     input_ids = torch.tensor([prompt_ids], dtype=torch.long, device=device)
     # A decoder-only model continues the prompt's text; an encoder-decoder starts a new one.
-    context = [] if model.config.is_encoder_decoder else prompt_ids
+    context = [] if model.config.is_encoder_decoder or reply else prompt_ids
+    start = 0 if model.config.is_encoder_decoder else len(prompt_ids)  # a decoder-only model returns the prompt too
     if stream:
         tokens = (int(t[0]) for t in generate(model, input_ids, settings, stream=True))
         return stream_text(tokenizer, context, tokens, settings.eos_token_id)
-    new_ids = generate(model, input_ids, settings)[0, len(context) :].tolist()
+    new_ids = generate(model, input_ids, settings)[0, start:].tolist()
     return continuation(tokenizer, context, new_ids)

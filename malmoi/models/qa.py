@@ -112,6 +112,9 @@ class EncoderQA(nn.Module):
         if meta.get("format") != FORMAT:
             raise MalmoiError("E490", f"{folder} holds no question-answering head ({HEAD_FILE} of {FORMAT})")
         tensors = load_file(str(head_path))
+        if "match" in tensors and tensors["match"].shape[0] != MATCH_LEVELS:
+            raise MalmoiError("E413", f"{folder} reads {tensors['match'].shape[0]} question-match levels, this version "
+                                      f"of malmoi computes {MATCH_LEVELS}; train the reader again")
         model = cls(load_encoder(folder), float(meta.get("dropout", 0.1)), "match" in tensors)
         model.head.load_state_dict({"weight": tensors["weight"], "bias": tensors["bias"]})
         if model.match is not None:

@@ -161,10 +161,14 @@ def unwrap(model):
 
 def read_corpus(opts) -> tuple[list[str], list[str]]:
     """(train, valid) documents of a task trained on plain text (lm, mlm): the lines of
-    ``opts.data``, or its ``opts.column``, split by ``split_texts``."""
-    from malmoi.data.readers import read_texts
+    ``opts.data``, or its ``opts.column``, split by ``split_texts``; with ``opts.source`` (a chat
+    language model) the documents are (question, answer) pairs."""
+    from malmoi.data.readers import read_pairs, read_texts
     from malmoi.data.splits import split_texts
 
+    if getattr(opts, "source", None) is not None:
+        sources, targets, _ = read_pairs(opts.data, opts.source, opts.target)
+        return split_texts(list(zip(sources, targets)), opts.valid_split, opts.max_valid, opts.seed)
     texts = read_texts(opts.data, opts.column)
     if not texts:
         raise MalmoiError("E102", f"{opts.data}: column {opts.column!r} holds no non-empty text")

@@ -30,7 +30,8 @@ from malmoi.tasks.common import (
     stderr_say,
 )
 from malmoi.tasks.pairs import PairData, Seq2SeqOptions, lstm_greedy, read_pair_data
-from malmoi.tasks.retrieval import RetrievalFamily, answer_scores
+from malmoi.tasks.retrieval import RetrievalFamily
+from malmoi.training.text_metrics import text_scores
 
 GENERATOR = "generator"
 """Sub-folder holding the generator's own run (an LSTM seq2seq run, usable by itself)."""
@@ -147,8 +148,8 @@ class HybridFamily(RetrievalFamily):
         choices = ranker.choose(data.valid_sources)
         hybrid = hybrid_answers(ranker, GeneratorFallback(generator), data.valid_sources, choices)
         retrieved = [ranker.index.answers[i] for i in choices.nearest]
-        alone = answer_scores(retrieved, data.valid_targets)
-        return {**answer_scores(hybrid, data.valid_targets), "retrieval_chrf": alone["chrf"],
+        alone = text_scores(retrieved, data.valid_targets)
+        return {**text_scores(hybrid, data.valid_targets), "retrieval_chrf": alone["chrf"],
                 "retrieval_bleu": alone["bleu"], "differ": sum(h != r for h, r in zip(hybrid, retrieved)) / len(hybrid),
                 "generated": float(choices.generate.mean())}
 

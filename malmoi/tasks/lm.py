@@ -11,6 +11,11 @@ Validation reports the loss per predicted token on the held-out documents and it
 and continues a sample prompt after every evaluation. A prompt is read the way every training
 document starts, ``[CLS]`` + its tokens, and generation stops at ``[SEP]``, the end of a
 document; decoding runs on ``models.generation.generate`` (the lean GPT-2 loop).
+
+With ``--source Q --target A`` a table of pairs is read instead, each pair one turn, ``[CLS]
+question [SEP] answer [SEP]`` (``data.datasets.ChatDataset``, turns packed whole into blocks); the
+loss counts the answers only (``answer_only``), the held-out pairs give the validation loss per
+answer token, and the run answers questions (``use.lm``, ``malmoi chat``).
 """
 from __future__ import annotations
 
@@ -40,6 +45,13 @@ class LMOptions(LoopOptions):
     """Run directory to create (refused if it exists, unless ``resume``)."""
     column: str | None = None
     """Column holding the text when ``data`` is a table."""
+    source: str | None = None
+    """Question column of a table of pairs: with ``target``, the model learns one turn format,
+    ``[CLS] question [SEP] answer [SEP]``, and answers questions (``malmoi chat``, ``generate``)."""
+    target: str | None = None
+    """Answer column of a table of pairs (with ``source``)."""
+    answer_only: bool = True
+    """With pairs: the loss counts the answers only (the question is read, not predicted)."""
     preset: str = "gpt-mini"
     """GPT-2 preset the model is built from (random weights)."""
     tokenizer: str | os.PathLike | None = None
@@ -72,6 +84,10 @@ class LMOptions(LoopOptions):
         from malmoi.models.presets import get_preset
         from malmoi.text.subword import MIN_VOCAB
 
+        if (self.source is None) != (self.target is None):
+            raise MalmoiError("E228", "--source and --target go together: the question and the answer columns")
+        if self.source is not None and self.column is not None:
+            raise MalmoiError("E228", "give either --column (free text) or --source and --target (pairs), not both")
         if get_preset(self.preset).model_type != "gpt2":
             raise MalmoiError("E272", f"a language model needs a GPT preset (gpt-mini), not {self.preset!r}")
         if not 2 <= self.block_size <= 8192:
@@ -114,6 +130,8 @@ class LMTask:
     def build_tokenizer(self, opts: LMOptions, texts: Sequence[str], say: Say):
         from malmoi.text.subword import load_tokenizer, train_tokenizer
 
+        if opts.source is not None:  # (question, answer) pairs
+            texts = [text for pair in texts for text in pair]
         if opts.tokenizer is not None:
             tokenizer = load_tokenizer(opts.tokenizer)
         else:
@@ -147,7 +165,8 @@ class LMTask:
             "task": self.name,
             "architecture": ARCHITECTURE,
             "malmoi_version": __version__,
-            "columns": {"text": opts.column},
+            "columns": {"text": opts.column} if opts.source is None else {"source": opts.source, "target": opts.target},
+            "format": "text" if opts.source is None else "chat",
             "preset": opts.preset,
             "block_size": opts.block_size,
             "parameters": model.num_parameters(),
@@ -162,18 +181,22 @@ class LMTask:
         if meta.get("task") != self.name:
             raise MalmoiError("E305", f"{out} is a {meta.get('task')!r} run, not a language-model run")
         saved = meta.get("args", {})
-        keep = ("preset", "model_overrides", "block_size", "valid_split", "max_valid", "seed", "column")
+        keep = ("preset", "model_overrides", "block_size", "valid_split", "max_valid", "seed", "column", "source",
+                "target", "answer_only")
         return replace(opts, **{k: saved[k] for k in keep if k in saved})
 
     def train(self, opts: LMOptions, say: Say = stderr_say) -> TrainResult:
         from malmoi.data.batching import PadCollator
-        from malmoi.data.datasets import LanguageModelDataset
+        from malmoi.data.datasets import ChatDataset, LanguageModelDataset
         from malmoi.training.loop import fit
 
         started = time.monotonic()
         opts, out, (train_texts, valid_texts), tokenizer, model, resume = prepare_corpus_run(self, opts, say)
 
         def dataset(texts):
+            if opts.source is not None:
+                return ChatDataset(texts, tokenizer, opts.block_size, bos_id=tokenizer.bos_token_id,
+                                   eos_id=tokenizer.eos_token_id, answer_only=opts.answer_only)
             return LanguageModelDataset(texts, tokenizer, opts.block_size, eos_id=tokenizer.eos_token_id,
                                         bos_id=tokenizer.bos_token_id)
 
@@ -183,7 +206,9 @@ class LMTask:
         say(f"{len(train_texts)} training texts ({train_set.num_tokens} tokens) in {len(train_set)} blocks of "
             f"{opts.block_size}, {len(valid_texts)} validation texts ({valid_set.num_tokens} tokens); {opts.preset}, "
             f"{model.num_parameters():,} parameters")
-        prompt = opts.sample_prompt if opts.sample_prompt is not None else valid_texts[0].split()[0]
+        chat = opts.source is not None
+        prompt = opts.sample_prompt if opts.sample_prompt is not None else (
+            valid_texts[0][0] if chat else valid_texts[0].split()[0])
         shown: list[str] = []
 
         def evaluate(model, loader) -> dict[str, float]:
@@ -192,7 +217,8 @@ class LMTask:
                 from malmoi.models.generation import GenerationSettings, generate_text
 
                 settings = GenerationSettings(max_new_tokens=opts.sample_tokens)
-                shown[:] = [prompt + generate_text(unwrap(model), tokenizer, prompt, settings)]
+                said = generate_text(unwrap(model), tokenizer, prompt, settings, reply=chat)
+                shown[:] = [f"{prompt} → {said}" if chat else prompt + said]
             return metrics
 
         def on_eval(step: int, metrics: dict[str, float]) -> None:

@@ -137,8 +137,8 @@ def lstm_greedy(model, input_ids, attention_mask) -> list[list[int]]:
 
 def make_evaluate(codec, sample_sources: list[str], max_source_length: int, shown: list,
                   answer: Callable = lstm_greedy):
-    """``evaluate(model, loader)`` for ``fit``: token-level loss, perplexity, BLEU and chrF of greedy
-    answers; it also answers ``sample_sources`` and leaves (question, answer) pairs in ``shown``.
+    """``evaluate(model, loader)`` for ``fit``: token-level loss, perplexity, BLEU, chrF, ROUGE-L and
+    exact match of greedy answers (``training.text_metrics``); it also answers ``sample_sources`` and leaves (question, answer) pairs in ``shown``.
     ``answer(model, input_ids, attention_mask)`` gives each source's answer ids without
     ``<bos>``/``<eos>`` (any model family: ``lstm_greedy``, ``bart.greedy_answers`` …)."""
     from malmoi.data.datasets import encode_all
@@ -147,9 +147,8 @@ def make_evaluate(codec, sample_sources: list[str], max_source_length: int, show
     sample_ids = encode_all(sample_sources, codec.source_encoder, max_source_length)
 
     def evaluate(model, loader) -> dict[str, float]:
-        import sacrebleu
-
         from malmoi.data.batching import pad_sequences
+        from malmoi.training.text_metrics import text_scores
 
         device = next(model.parameters()).device
         pad_id, eos_id = codec.pad_id, codec.eos_id
@@ -167,9 +166,7 @@ def make_evaluate(codec, sample_sources: list[str], max_source_length: int, show
             src = pad_sequences(sample_ids, pad_id).to(device)
             mask = pad_sequences([[1] * len(s) for s in sample_ids], 0).to(device)
             shown[:] = [(q, codec.decode(t)) for q, t in zip(sample_sources, answer(model, src, mask))]
-        return {"loss": loss, "perplexity": math.exp(min(loss, 50.0)),
-                "bleu": sacrebleu.corpus_bleu(hyps, [refs]).score if hyps else 0.0,
-                "chrf": sacrebleu.corpus_chrf(hyps, [refs]).score if hyps else 0.0}
+        return {"loss": loss, "perplexity": math.exp(min(loss, 50.0)), **text_scores(hyps, refs)}
 
     return evaluate
 

@@ -4,7 +4,7 @@ training question, the baseline every chatbot figure is printed beside.
 retrieval
     file → ``pairs.read_pair_data`` (the same train/validation split as every seq2seq preset) →
     ``NgramFeaturizer`` (character n-grams) → ``models.retrieval.RetrievalIndex`` of the training
-    questions → validation: BLEU, chrF and exact match of the retrieved answers against the raw
+    questions → validation: BLEU, chrF, ROUGE-L and exact match of the retrieved answers against the raw
     held-out answers → run directory: the index files + ``ngrams.json`` + ``malmoi.json``
     (``architecture: retrieval``) + ``metrics.jsonl``. Building takes seconds; there is no loop.
 """
@@ -18,17 +18,7 @@ from malmoi.files import atomic_write_bytes
 from malmoi.runs import process_state, start_run, write_meta
 from malmoi.tasks.common import Say, TrainResult, recorded_args, seed_everything, stderr_say
 from malmoi.tasks.pairs import PairData, Seq2SeqOptions, read_pair_data
-
-
-def answer_scores(hypotheses: list[str], references: list[str]) -> dict[str, float]:
-    """BLEU, chrF and the exact-match rate of answers against the raw reference strings."""
-    import sacrebleu
-
-    if not hypotheses:
-        return {"bleu": 0.0, "chrf": 0.0, "exact": 0.0}
-    return {"bleu": sacrebleu.corpus_bleu(hypotheses, [references]).score,
-            "chrf": sacrebleu.corpus_chrf(hypotheses, [references]).score,
-            "exact": sum(h == r for h, r in zip(hypotheses, references)) / len(hypotheses)}
+from malmoi.training.text_metrics import text_scores
 
 
 class RetrievalFamily:
@@ -82,7 +72,7 @@ class RetrievalFamily:
                 index = self.build(opts, data)
                 hits = index.search(data.valid_sources)
                 answers = [index.answers[i] for i in hits.index[:, 0]]
-                metrics = answer_scores(answers, data.valid_targets)
+                metrics = text_scores(answers, data.valid_targets)
             say(f"indexed {len(index)} training questions; on {len(data.valid_sources)} held-out pairs "
                 f"BLEU {metrics['bleu']:.2f}, chrF {metrics['chrf']:.2f}, exact {metrics['exact']:.1%}")
             for question, answer in list(zip(data.valid_sources, answers))[: opts.eval_samples]:

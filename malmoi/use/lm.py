@@ -1,6 +1,9 @@
 """A trained language-model run (``train lm``): continue prompts (greedy, sampling, beams), or
 stream the continuation. A prompt is read the way every training document starts, ``[CLS]`` + its
-tokens, and generation stops at ``[SEP]``; decoding runs on ``models.generation.generate``."""
+tokens, and generation stops at ``[SEP]``; decoding runs on ``models.generation.generate``.
+
+A chat run (``train lm --source Q --target A``) reads its input as a question, ``[CLS] question
+[SEP]``, and its answer is what it writes before the next ``[SEP]``."""
 from __future__ import annotations
 
 import os
@@ -20,13 +23,17 @@ class LMGenerator:
     """A trained language-model run: continue prompts (greedy, sampling, beams), or stream."""
 
     DEFAULT_NEW_TOKENS: ClassVar[int] = 50
-    continues_prompt: ClassVar[bool] = True
-    """Its answers continue the input text (``malmoi generate`` prints the prompt in front)."""
+    continues_prompt: bool
+    """Its answers continue the input text (``malmoi generate`` prints the prompt in front); a chat
+    run's answer its input."""
     samples: ClassVar[bool] = True
     """Takes sampling options (``top_k``, ``top_p``, ``temperature`` …)."""
 
-    def __init__(self, model, tokenizer, run: Path | None = None):
+    def __init__(self, model, tokenizer, run: Path | None = None, chat: bool = False):
         self.model, self.tokenizer, self.run = model.eval(), tokenizer, run
+        self.chat = chat
+        """Trained on (question, answer) turns: it answers its input instead of continuing it."""
+        self.continues_prompt = not chat
 
     @classmethod
     def from_run(cls, run: str | os.PathLike) -> LMGenerator:
@@ -45,7 +52,7 @@ class LMGenerator:
             raise MalmoiError("E427", f"{run} has no trained model yet (training did not finish; use --resume)")
         with quiet_transformers():
             model = AutoModelForCausalLM.from_pretrained(run, dtype=torch.float32)
-        return cls(model, load_tokenizer(run), run)
+        return cls(model, load_tokenizer(run), run, chat=meta.get("format") == "chat")
 
     def settings(self, *, beams: int = 1, max_new_tokens: int | None = None, greedy: bool | None = None,
                  top_k: int | None = None, top_p: float | None = None, temperature: float | None = None,
@@ -72,7 +79,7 @@ class LMGenerator:
     def generate(self, texts: str | Sequence[str], *, beams: int = 1, max_new_tokens: int | None = None,
                  **options) -> list[Answer]:
         """One ``Answer`` (the continuation) per prompt; ``options`` as in ``settings``."""
-        from malmoi.models.generation import continuation, encode_prompt, generate
+        from malmoi.models.generation import continuation, encode_prompt, encode_turn, generate
 
         texts = [texts] if isinstance(texts, str) else list(texts)
         if any(not isinstance(t, str) for t in texts):
@@ -84,7 +91,7 @@ class LMGenerator:
         # Beam search goes to Hugging Face one prompt at a time; the lean loop takes a padded batch.
         groups = [[t] for t in texts] if beams > 1 else [texts[i : i + 64] for i in range(0, len(texts), 64)]
         for group in groups:
-            prompts = [encode_prompt(self.tokenizer, t) for t in group]
+            prompts = [(encode_turn if self.chat else encode_prompt)(self.tokenizer, t) for t in group]
             ids, mask = _left_pad(prompts, settings.pad_token_id)
             sequences = generate(self.model, ids, settings, attention_mask=mask)
             new = sequences[:, ids.shape[1] :]
@@ -92,7 +99,8 @@ class LMGenerator:
             for text, prompt, row, score in zip(group, prompts, new.tolist(), scores):
                 row = _until_eos(row, settings.eos_token_id)
                 pieces = self.tokenizer.convert_ids_to_tokens([i for i in row if i != settings.eos_token_id])
-                answers.append(Answer(text, continuation(self.tokenizer, prompt, row), pieces, score))
+                said = continuation(self.tokenizer, [] if self.chat else prompt, row)
+                answers.append(Answer(text, said.strip() if self.chat else said, pieces, score))
         return answers
 
     def stream(self, text: str, *, beams: int = 1, max_new_tokens: int | None = None, **options) -> Iterator[str]:
@@ -100,7 +108,7 @@ class LMGenerator:
         from malmoi.models.generation import generate_text
 
         settings = self.settings(beams=beams, max_new_tokens=max_new_tokens, **options)
-        return generate_text(self.model, self.tokenizer, text, settings, stream=True)
+        return generate_text(self.model, self.tokenizer, text, settings, stream=True, reply=self.chat)
 
     def reply(self, text: str, beams: int = 1) -> str:
         """The continuation of one chat message."""
