@@ -27,7 +27,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from pair_bench import answer_stats, tfidf_baseline, train_on_pairs, write_pairs
+from pair_bench import answer_stats, print_side_by_side, tfidf_baseline, train_on_pairs, write_pairs
 from recipes import add_recipe_option, recipe
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,10 +88,7 @@ def main() -> None:
         steps = f"{r['steps_per_s']:>8.2f}" if r["steps_per_s"] else f"{'-':>8}"
         print(f"{name:<28} {r['bleu']:>6.2f} {r['chrf']:>6.2f} {r['exact']:>6.1%} {r['distinct1']:>6.3f} "
               f"{r['distinct2']:>6.3f} {r['top5_share']:>6.1%} {steps}")
-    for i in range(min(args.show, len(questions))):
-        print(f"\nQ: {questions[i]}\n   reference: {references[i]}")
-        for name, hyp in answers.items():
-            print(f"   {name}: {hyp[i]}")
+    print_side_by_side(questions, references, answers, args.show)
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "results": rows,
                                                   "answers": {k: v[:args.show] for k, v in answers.items()}},

@@ -48,3 +48,11 @@ def train_on_pairs(preset: str, data: Path, source: str, target: str, out: Path,
         return malmoi.train(task="lm", data=data, source=source, target=target, out=out, preset=preset[3:],
                             **options)
     return malmoi.train(task="seq2seq", data=data, source=source, target=target, out=out, preset=preset, **options)
+
+
+def print_side_by_side(sources: list[str], references: list[str], answers: dict[str, list[str]], show: int) -> None:
+    """The first ``show`` sources with their reference and every model's answer."""
+    for i in range(min(show, len(sources))):
+        print(f"\n{sources[i]}\n   reference: {references[i]}")
+        for name, hyp in answers.items():
+            print(f"   {name}: {hyp[i]}")

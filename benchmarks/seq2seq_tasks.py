@@ -28,7 +28,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from pair_bench import answer_stats, tfidf_baseline, train_on_pairs, write_pairs
+from pair_bench import answer_stats, print_side_by_side, tfidf_baseline, train_on_pairs, write_pairs
 from recipes import add_recipe_option, recipe
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -89,10 +89,7 @@ def run_task(name: str, args, tmp: Path) -> dict:
     for label, r in rows.items():
         print(f"{label:<30} {r['chrf']:>6.1f} {r['bleu']:>6.1f} {r['rouge_l']:>8.1f} {r['exact']:>7.1%} "
               f"{r.get('steps', '-'):>6}")
-    for i in range(min(args.show, len(test_s))):
-        print(f"  {test_s[i]}\n    reference: {test_t[i]}")
-        for label, hyp in answers.items():
-            print(f"    {label}: {hyp[i]}")
+    print_side_by_side(test_s, test_t, answers, args.show)
     return {"train_pairs": len(train_s), "test_pairs": len(test_s), "results": rows,
             "answers": {k: v[:args.show] for k, v in answers.items()}}
 

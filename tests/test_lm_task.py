@@ -186,3 +186,17 @@ def test_an_lm_trained_on_nsmc_generates_what_hf_generate_generates(tmp_path):
         with torch.inference_mode():
             expected = model.generate(ids, attention_mask=torch.ones_like(ids), **sampled.hf_kwargs())
         assert torch.equal(generate(model, ids, sampled), expected)
+
+
+def test_eval_on_a_free_text_run_asks_for_pairs(run, tmp_path):
+    import subprocess
+    import sys
+
+    data = tmp_path / "pairs.csv"
+    data.write_text("Q,A\n말모이는,사전이다\n", encoding="utf-8")
+    done = subprocess.run([sys.executable, "-m", "malmoi", "eval", str(run.run), "--data", str(data)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "E236" in done.stderr and done.stderr.count("\n") == 1
+    done = subprocess.run([sys.executable, "-m", "malmoi", "eval", str(run.run), "--data", str(data), "--source", "Q",
+                           "--target", "A"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "E409" in done.stderr

@@ -283,3 +283,25 @@ def test_an_unknown_selection_metric_is_refused(data, tmp_path):
         malmoi.train(task="seq2seq", data=data["train"], source="Q", target="A", out=tmp_path / "run",
                      select_by="accuracy")
     assert e.value.code == "E201" and "--select-by" in str(e.value)
+
+
+def test_cli_eval_scores_the_answers_against_the_targets(trained, data, cli):
+    run = trained[0].run
+    answers = load_generator(run).generate([q for q, _ in PAIRS])
+    code, out, _ = cli("eval", run, "--data", data["train"], "--json", "--errors", "2")
+    scores = json.loads(out)
+    assert code == 0 and scores["pairs"] == 16 * len(PAIRS)
+    right = sum(a.text == gold for a, (_, gold) in zip(answers, PAIRS)) / len(PAIRS)
+    assert scores["exact"] == pytest.approx(right)
+    assert scores["chrf"] == pytest.approx(sacrebleu.corpus_chrf([a.text for a in answers] * 16,
+                                                                 [[g for _, g in PAIRS] * 16]).score)
+    assert len(scores["errors"]) == 2
+    code, out, _ = cli("eval", run, "--data", data["train"])
+    assert code == 0 and out.startswith("BLEU ") and "ROUGE-L" in out
+
+
+def test_cli_eval_refuses_a_file_without_the_columns(trained, data, cli):
+    bad = data["tmp"] / "bad.csv"
+    bad.write_text("question,answer\n배고파,맛있는 거 드세요\n", encoding="utf-8")
+    code, _, err = cli("eval", trained[0].run, "--data", bad)
+    assert code == 2 and "E104" in err and err.count("\n") == 1

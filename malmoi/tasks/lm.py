@@ -151,6 +151,7 @@ class LMTask:
 
         config = hf_config(opts.preset, vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
                            bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                           loss_type="ForCausalLM",  # named, or transformers warns it cannot tell from the class
                            **opts.model_overrides)
         if opts.block_size > max_positions(config):
             raise MalmoiError("E222", f"--block-size {opts.block_size} exceeds the model's "

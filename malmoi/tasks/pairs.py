@@ -138,9 +138,10 @@ def lstm_greedy(model, input_ids, attention_mask) -> list[list[int]]:
 def make_evaluate(codec, sample_sources: list[str], max_source_length: int, shown: list,
                   answer: Callable = lstm_greedy):
     """``evaluate(model, loader)`` for ``fit``: token-level loss, perplexity, BLEU, chrF, ROUGE-L and
-    exact match of greedy answers (``training.text_metrics``); it also answers ``sample_sources`` and leaves (question, answer) pairs in ``shown``.
-    ``answer(model, input_ids, attention_mask)`` gives each source's answer ids without
-    ``<bos>``/``<eos>`` (any model family: ``lstm_greedy``, ``bart.greedy_answers`` …)."""
+    exact match of greedy answers (``training.text_metrics``); it also answers ``sample_sources`` and
+    leaves (question, answer) pairs in ``shown``. ``answer(model, input_ids, attention_mask)`` gives
+    each source's answer ids without ``<bos>``/``<eos>`` (any model family: ``lstm_greedy``,
+    ``bart.greedy_answers`` …)."""
     from malmoi.data.datasets import encode_all
 
     codec.prepare(sample_sources)
