@@ -175,7 +175,7 @@ def evaluate_generator(run: Path, meta: dict, data: Path, source: str | None, ta
     sources, targets, skipped = read_pairs(data, source, target)
     answers = [a.text for a in generator.generate(sources)]
     scores = {**text_scores(answers, targets), "pairs": len(sources), "skipped_empty": skipped}
-    worst = sorted(range(len(answers)), key=lambda i: rouge_l(answers[i], targets[i]))[:errors]
+    worst = sorted(range(len(answers)), key=lambda i: rouge_l(answers[i], targets[i]))[:errors] if errors else []
     if as_json:
         scores["errors"] = [{"source": sources[i], "target": targets[i], "answer": answers[i]} for i in worst]
         print(json.dumps(scores, ensure_ascii=False))

@@ -164,7 +164,7 @@ class ChatDataset(Dataset):
                 self.labels.append(labels)
                 ids, labels = [], []
             ids += turn
-            labels += (told + turn[len(asked):])[: len(turn)]
+            labels += told + turn[len(asked):]
         if ids:
             self.blocks.append(ids)
             self.labels.append(labels)

@@ -16,6 +16,7 @@ windows that hold it whole, and [CLS] (position 0) in the others.
 """
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass, field
 from itertools import accumulate
 from typing import Any, Sequence
@@ -102,8 +103,6 @@ def match_levels(flags: Sequence[bool], offsets: Sequence[Span | None]) -> list[
     context tokens on either side do, at most ``MATCH_MOST``), plus ``NEAR_LEVELS`` × the bucket
     (``WIDE_EDGES``) of how many tokens within ``MATCH_WIDE`` on either side match, itself included:
     the near part says the token sits among question words, the wide part that its sentence does."""
-    from bisect import bisect_right
-
     inside = [i for i, o in enumerate(offsets) if o is not None]
     matched = [int(any(flags[offsets[i][0]:offsets[i][1]])) for i in inside]
     running = [0, *accumulate(matched)]

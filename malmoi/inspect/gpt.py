@@ -43,7 +43,7 @@ def generation_stage(generator, text: str, *, steps: int, top_k: int, name_of) -
             break
     said = continuation(tok, [] if chat else prompt, [i for i in ids[len(prompt):] if i != eos])
     return {"prompt_tokens": len(prompt), "steps": records, "decoding": "greedy",
-            "text": said.strip() if chat else said,
+            "text": said,
             "sampling": sampling_effects(first, top_k, name_of) if first is not None else None}
 
 

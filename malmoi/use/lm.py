@@ -100,7 +100,7 @@ class LMGenerator:
                 row = _until_eos(row, settings.eos_token_id)
                 pieces = self.tokenizer.convert_ids_to_tokens([i for i in row if i != settings.eos_token_id])
                 said = continuation(self.tokenizer, [] if self.chat else prompt, row)
-                answers.append(Answer(text, said.strip() if self.chat else said, pieces, score))
+                answers.append(Answer(text, said, pieces, score))
         return answers
 
     def stream(self, text: str, *, beams: int = 1, max_new_tokens: int | None = None, **options) -> Iterator[str]:
