@@ -80,11 +80,41 @@ def test_the_run_is_a_hugging_face_bart_folder_with_consistent_ids(trained):
         ("seq2seq", "bart-seq2seq", "bart-mini", "done")
     tok = AutoTokenizer.from_pretrained(run)
     config = AutoModelForSeq2SeqLM.from_pretrained(run).config
-    assert config.model_type == "bart" and config.d_model == 32 and config.vocab_size == len(tok)
+    assert config.model_type == "mbart" and config.d_model == 32 and config.vocab_size == len(tok)
     assert config.pad_token_id == tok.pad_token_id == 0
     assert config.decoder_start_token_id == config.bos_token_id == tok.bos_token_id == tok.cls_token_id
     assert config.eos_token_id == tok.eos_token_id == tok.sep_token_id
     assert config.forced_eos_token_id is None  # nothing overwrites the last token at the length limit
+
+
+def test_the_decoder_starts_from_cls_in_training_as_in_generation(generator):
+    """mBART's own label shift would start the decoder from the last token of the target ([SEP])."""
+    from transformers.models.bart.modeling_bart import shift_tokens_right
+
+    model, codec = generator.model, generator.codec
+    labels = torch.tensor(codec.target_encoder(["맑고 따뜻해요"])["input_ids"])
+    src = torch.tensor(generator._encode(["오늘 날씨 어때?"]))
+    shifted = shift_tokens_right(labels, codec.pad_id, codec.bos_id)
+    assert shifted[0, 0] == codec.bos_id == model.config.decoder_start_token_id
+    with torch.inference_mode():
+        implicit = model(input_ids=src, labels=labels)
+        explicit = model(input_ids=src, decoder_input_ids=shifted, labels=labels)
+    assert torch.equal(implicit.logits, explicit.logits) and torch.equal(implicit.loss, explicit.loss)
+
+
+def test_a_post_norm_bart_run_still_loads_and_answers(trained, tmp_path):
+    """Runs saved before bart-mini took pre-norm layers hold a plain Hugging Face BART."""
+    from transformers import BartConfig, BartForConditionalGeneration
+
+    run = tmp_path / "old"
+    shutil.copytree(trained[0].run, run)
+    config = BartConfig(**{k: v for k, v in json.loads((run / "config.json").read_text()).items()
+                           if k not in ("model_type", "architectures")})
+    torch.manual_seed(0)
+    BartForConditionalGeneration(config).save_pretrained(run)
+    old = load_generator(run)
+    assert type(old.model) is BartForConditionalGeneration
+    assert isinstance(old.generate(["배고파"])[0].text, str)
 
 
 def test_validation_reports_loss_perplexity_bleu_chrf_and_samples(trained):
@@ -267,19 +297,20 @@ def test_cli_train_seq2seq_with_the_full_preset(data, tmp_path, cli):
     result = json.loads(out)
     assert set(result["metrics"]) >= {"loss", "perplexity", "bleu", "chrf"} and result["steps"] == 1
     generator = load_generator(tmp_path / "run")
-    assert generator.model.config.d_model == 256 and generator.model.config.decoder_layers == 3
+    assert generator.model.config.d_model == 128 and generator.model.config.decoder_layers == 2
     assert json.loads((tmp_path / "run" / "tokenizer_config.json").read_text())["malmoi_morphemes"] is True
 
 
 def test_the_preset_reads_its_source_and_answers_pairs_it_never_saw(tmp_path):
-    """Reversing four words out of twenty cannot be learnt without reading the source. With embeddings
-    scaled by √d_model and tied to the output layer, the preset's transformer (its own width, warm-up
-    and step) got 10 of these 50 right; unscaled, 44."""
+    """Reversing four words out of twenty cannot be learnt without reading the source. Post-norm BART
+    layers 256 wide with embeddings scaled by √d_model and tied to the output layer got 10 of these 50
+    right after these 150 steps; unscaled, 44."""
     import random
 
     from malmoi.text.subword import train_tokenizer
 
-    words = "사과 바다 하늘 구름 나무 강물 바람 별빛 노래 기차 우산 연필 책상 의자 창문 거울 시계 모자 신발 편지".split()
+    words = ("사과 바다 하늘 구름 나무 강물 바람 별빛 노래 기차 "
+             "우산 연필 책상 의자 창문 거울 시계 모자 신발 편지").split()
     rng = random.Random(0)
     orders = list({tuple(rng.sample(words, 4)) for _ in range(3000)})
     pairs = [(" ".join(o), " ".join(reversed(o))) for o in orders]
@@ -288,7 +319,7 @@ def test_the_preset_reads_its_source_and_answers_pairs_it_never_saw(tmp_path):
     result = malmoi.train(task="seq2seq", data=write_pairs(tmp_path / "train.csv", train),
                           valid=write_pairs(tmp_path / "valid.csv", held_out[:8]), source="Q", target="A",
                           out=tmp_path / "run", preset="bart-mini", tokenizer=tmp_path / "tok",
-                          model_overrides=dict(encoder_layers=1, decoder_layers=1), batch_size=32, max_steps=150,
+                          batch_size=32, max_steps=150,
                           select_by="loss", progress=False, say=lambda _: None)
     answers = [a.text for a in malmoi.load(result.run).generate([q for q, _ in held_out])]
     right = sum(a == reference for a, (_, reference) in zip(answers, held_out))
@@ -328,7 +359,9 @@ def test_default_learning_rate_follows_the_family(data, tmp_path):
     from malmoi.tasks.seq2seq import Seq2SeqOptions
 
     common = dict(data=data["pairs"], source="Q", target="A", out=tmp_path / "run")
-    assert Seq2SeqOptions(preset="bart-mini", **common).lr == 1e-3
+    assert Seq2SeqOptions(preset="bart-mini", **common).lr == 2e-3
+    assert Seq2SeqOptions(preset="bart-mini", **common).vocab_size == 4000  # the preset's, unless given
+    assert Seq2SeqOptions(preset="lstm-bahdanau", **common).vocab_size == 8000
     assert Seq2SeqOptions(preset="lstm-bahdanau", **common).lr == 2e-3
 
 

@@ -16,10 +16,11 @@ from malmoi.training.args import TrainArgs
 PAIRS = dict(data="pairs.csv", source="Q", target="A", out="runs/x")
 
 
-@pytest.mark.parametrize("preset,lr", [("lstm-bahdanau", 2e-3), ("lstm", 2e-3), ("bart-mini", 1e-3)])
-def test_seq2seq_defaults_come_from_the_preset(preset, lr):
+@pytest.mark.parametrize("preset,batch,lr,vocab", [("lstm-bahdanau", 64, 2e-3, 8000), ("lstm", 64, 2e-3, 8000),
+                                                   ("bart-mini", 32, 2e-3, 4000)])
+def test_seq2seq_defaults_come_from_the_preset(preset, batch, lr, vocab):
     opts = Seq2SeqOptions(preset=preset, **PAIRS)
-    assert (opts.epochs, opts.batch_size, opts.lr) == (10, 64, lr)
+    assert (opts.epochs, opts.batch_size, opts.lr, opts.vocab_size) == (10, batch, lr, vocab)
 
 
 def test_given_values_win_over_the_preset():

@@ -4,9 +4,10 @@
 bart-seq2seq
     file → ``pairs.read_pair_data`` (train/validation split) → subword tokenizer (BPE over Kiwi
     morphemes trained on both sides, or ``--tokenizer DIR``; ``text.codecs.SubwordCodec``) →
-    ``Seq2SeqDataset`` (sources ``[CLS] x [SEP]``, labels ``y [SEP]``) → ``fit`` with a
-    ``BartForConditionalGeneration`` built from a preset → run directory: a Hugging Face BART
-    folder (``config.json``, ``model.safetensors``, ``generation_config.json``) + tokenizer files +
+    ``Seq2SeqDataset`` (sources ``[CLS] x [SEP]``, labels ``y [SEP]``) → ``fit`` with the preset's
+    transformer (``models.bart``: pre-norm ``mbart`` layers for bart-mini, post-norm BART for runs
+    saved before) → run directory: a Hugging Face folder (``config.json``,
+    ``model.safetensors``, ``generation_config.json``) + tokenizer files +
     ``malmoi.json`` (``task: seq2seq``, ``architecture: bart-seq2seq``).
 
 Special ids come from the tokenizer: pad = ``[PAD]``, bos = decoder start = ``[CLS]``, eos =
@@ -55,7 +56,7 @@ def greedy_answers(model, input_ids, attention_mask, *, max_new_tokens: int) -> 
 
 
 class BartFamily:
-    """Source → target text with a ``BartForConditionalGeneration`` preset (``train seq2seq``
+    """Source → target text with a BART-style transformer preset (``train seq2seq``
     hands ``--preset bart-mini`` runs here through ``seq2seq.FAMILIES``)."""
 
     name = "seq2seq"
@@ -69,8 +70,7 @@ class BartFamily:
                                       "reads the whole target at once); leave out --teacher-forcing")
 
     def build_model(self, opts: Seq2SeqOptions, codec):
-        from transformers import BartForConditionalGeneration
-
+        from malmoi.models.bart import model_class
         from malmoi.models.classifier import quiet_transformers
         from malmoi.models.presets import hf_config, max_positions
 
@@ -85,7 +85,7 @@ class BartFamily:
                 raise MalmoiError("E222", f"--{name.replace('_', '-')} {getattr(opts, name)} exceeds the "
                                           f"model's {limit} positions")
         with quiet_transformers():
-            return BartForConditionalGeneration(config)
+            return model_class(config)(config)
 
     def meta(self, opts: Seq2SeqOptions, data: PairData, model) -> dict:
         return pair_meta(opts, data, model, ARCHITECTURE, "transformer")

@@ -43,8 +43,8 @@ class Seq2SeqOptions(LoopOptions):
     """How text becomes ids: subword (BPE over morphemes), morphemes, words or chars."""
     tokenizer: str | os.PathLike | None = None
     """A trained subword tokenizer folder to use instead of training one."""
-    vocab_size: int = 8000
-    """Size of the vocabulary built from the training pairs."""
+    vocab_size: int | None = None
+    """Size of the vocabulary built from the training pairs; by default the preset's choice, else 8000."""
     max_source_length: int = 64
     """Source tokens kept (longer inputs are truncated in training, refused in generation)."""
     max_target_length: int = 64
@@ -81,6 +81,8 @@ class Seq2SeqOptions(LoopOptions):
                                           f"got {getattr(self, name)}")
         if self.valid is None and not 0 < self.valid_split < 1:
             raise MalmoiError("E226", f"--valid-split must be a fraction between 0 and 1, got {self.valid_split}")
+        if self.vocab_size is None:
+            self.vocab_size = self.tuned().get("vocab_size", 8000)
         if self.vocab_size < 16:
             raise MalmoiError("E211", f"--vocab-size must be at least 16, got {self.vocab_size}")
         if self.select_by not in SELECT_BY:

@@ -17,7 +17,8 @@ from malmoi.tasks.pairs import Seq2SeqOptions
 from malmoi.tasks.retrieval import RetrievalFamily
 
 
-FAMILIES = {"lstm": LSTMSeq2SeqFamily, "bart": BartFamily, "retrieval": RetrievalFamily, "hybrid": HybridFamily}
+FAMILIES = {"lstm": LSTMSeq2SeqFamily, "bart": BartFamily, "mbart": BartFamily, "retrieval": RetrievalFamily,
+            "hybrid": HybridFamily}
 """A seq2seq preset's ``model_type`` (``models.presets``) → the family that trains it."""
 
 

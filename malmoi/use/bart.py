@@ -42,14 +42,15 @@ class BartGenerator:
     @classmethod
     def from_run(cls, run: str | os.PathLike) -> "BartGenerator":
         import torch
-        from transformers import BartForConditionalGeneration
+        from transformers import AutoConfig
 
+        from malmoi.models.bart import model_class
         from malmoi.models.classifier import quiet_transformers
 
         run = Path(run)
         meta = trained_run_meta(run, ARCHITECTURE)
         with quiet_transformers():
-            model = BartForConditionalGeneration.from_pretrained(run, dtype=torch.float32)
+            model = model_class(AutoConfig.from_pretrained(run)).from_pretrained(run, dtype=torch.float32)
         return cls(model, SubwordCodec.load(run), int(meta.get("max_source_length", 64)),
                    int(meta.get("max_target_length", 64)), run)
 

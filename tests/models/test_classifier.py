@@ -116,7 +116,7 @@ def test_needs_two_labels():
 
 
 @pytest.mark.parametrize("name,model_type,width", [
-    ("bert-tiny", "bert", 128), ("bert-mini", "bert", 256), ("gpt-mini", "gpt2", 128), ("bart-mini", "bart", 256),
+    ("bert-tiny", "bert", 128), ("bert-mini", "bert", 256), ("gpt-mini", "gpt2", 128), ("bart-mini", "mbart", 128),
 ])
 def test_presets_build_configs(name, model_type, width):
     config = hf_config(name, vocab_size=1000, pad_token_id=0, bos_token_id=2, eos_token_id=3)
