@@ -302,9 +302,9 @@ def test_cli_train_seq2seq_with_the_full_preset(data, tmp_path, cli):
 
 
 def test_the_preset_reads_its_source_and_answers_pairs_it_never_saw(tmp_path):
-    """Reversing four words out of twenty cannot be learnt without reading the source. Post-norm BART
-    layers 256 wide with embeddings scaled by √d_model and tied to the output layer got 10 of these 50
-    right after these 150 steps; unscaled, 44."""
+    """Reversing four words out of twenty cannot be learnt without reading the source. After these 150
+    steps the preset gets 49 of the 50 right; with its embeddings scaled by √d_model (tied to the output
+    layer) 38, and the earlier post-norm layers 256 wide with scaled embeddings (1 + 1 of them) 10."""
     import random
 
     from malmoi.text.subword import train_tokenizer
@@ -323,7 +323,7 @@ def test_the_preset_reads_its_source_and_answers_pairs_it_never_saw(tmp_path):
                           select_by="loss", progress=False, say=lambda _: None)
     answers = [a.text for a in malmoi.load(result.run).generate([q for q, _ in held_out])]
     right = sum(a == reference for a, (_, reference) in zip(answers, held_out))
-    assert right >= 30, list(zip(answers, held_out))[:5]
+    assert right >= 45, list(zip(answers, held_out))[:5]
 
 
 # ---------------------------------------------------------------------------------------- options

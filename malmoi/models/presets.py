@@ -59,7 +59,8 @@ class Preset:
     doc: str = ""
     """One line for ``--help`` and the README."""
     train: dict[str, Any] = field(default_factory=dict)
-    """Loop settings it was tuned with (``lr``, ``batch_size``, ``epochs``), used where the caller leaves them out."""
+    """Settings it was tuned with (``lr``, ``batch_size``, ``epochs``; a seq2seq preset also ``vocab_size``), used
+    where the caller leaves them out."""
 
 
 PRESETS: dict[str, Preset] = {
@@ -198,7 +199,7 @@ PRESETS.update({p.name: p for p in NGRAM_PRESETS})
 
 
 def preset_training(name: str) -> dict[str, Any]:
-    """Loop settings a preset was tuned with (``lr``, ``batch_size``, ``epochs``); empty for some."""
+    """Settings a preset was tuned with (``lr``, ``batch_size``, ``epochs`` …); empty for some."""
     return dict(get_preset(name).train)
 
 

@@ -52,7 +52,7 @@ class LoopOptions(TrainArgs):
     --resume the finished run for more epochs later; by default a finished run holds its model once."""
 
     def tuned(self) -> dict:
-        """Loop settings the chosen preset was tuned with (``lr``, ``batch_size``, ``epochs``)."""
+        """Settings the chosen preset was tuned with (``lr``, ``batch_size``, ``epochs`` …)."""
         from malmoi.models.presets import PRESETS, preset_training
 
         preset = getattr(self, "preset", None)

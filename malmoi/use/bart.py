@@ -50,7 +50,8 @@ class BartGenerator:
         run = Path(run)
         meta = trained_run_meta(run, ARCHITECTURE)
         with quiet_transformers():
-            model = model_class(AutoConfig.from_pretrained(run)).from_pretrained(run, dtype=torch.float32)
+            config = AutoConfig.from_pretrained(run)
+            model = model_class(config).from_pretrained(run, config=config, dtype=torch.float32)
         return cls(model, SubwordCodec.load(run), int(meta.get("max_source_length", 64)),
                    int(meta.get("max_target_length", 64)), run)
 
