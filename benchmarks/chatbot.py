@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 
-from pair_bench import answer_stats, print_side_by_side, tfidf_baseline, train_on_pairs, write_pairs
+from pair_bench import (add_runs_option, answer_stats, print_side_by_side, runs_folder, tfidf_baseline, train_on_pairs,
+                        write_pairs)
 from recipes import add_recipe_option, recipe
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,6 +52,7 @@ def main() -> None:
     parser.add_argument("--time-budget", default="15m", help="training time per preset (90s, 15m …)")
     parser.add_argument("--seed", type=int, default=42)
     add_recipe_option(parser)
+    add_runs_option(parser)
     parser.add_argument("--show", type=int, default=10, help="held-out questions answered side by side")
     parser.add_argument("--results", type=Path, default=OUT / "chatbot.json", help="where the results JSON goes")
     args = parser.parse_args()
@@ -72,7 +73,7 @@ def main() -> None:
         answers[name] = answer()
         rows[name] = {**answer_stats(answers[name], references), "steps_per_s": None,
                       "seconds": round(time.perf_counter() - started, 1)}
-    with tempfile.TemporaryDirectory() as tmp:
+    with runs_folder(args.runs) as tmp:
         for preset in args.presets.split(","):
             started = time.perf_counter()
             result = train_preset(preset, split, Path(tmp), args)

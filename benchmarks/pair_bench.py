@@ -3,7 +3,9 @@ retrieval baseline, and training one malmoi preset (seq2seq, or ``lm:PRESET`` fo
 training pairs."""
 from __future__ import annotations
 
+import contextlib
 import csv
+import tempfile
 from collections import Counter
 from pathlib import Path
 
@@ -56,3 +58,20 @@ def print_side_by_side(sources: list[str], references: list[str], answers: dict[
         print(f"\n{sources[i]}\n   reference: {references[i]}")
         for name, hyp in answers.items():
             print(f"   {name}: {hyp[i]}")
+
+
+def add_runs_option(parser) -> None:
+    parser.add_argument("--runs", type=Path, default=None,
+                        help="keep the trained runs in this new folder (to try other decodings on them later); "
+                             "by default they go to a temporary folder")
+
+
+@contextlib.contextmanager
+def runs_folder(runs: Path | None):
+    """Where the benchmark's runs go: ``runs`` (created, kept) or a temporary folder removed afterwards."""
+    if runs is None:
+        with tempfile.TemporaryDirectory() as tmp:
+            yield Path(tmp)
+    else:
+        runs.mkdir(parents=True)
+        yield runs

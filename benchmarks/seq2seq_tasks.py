@@ -23,12 +23,12 @@ import argparse
 import json
 import random
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from pair_bench import answer_stats, print_side_by_side, tfidf_baseline, train_on_pairs, write_pairs
+from pair_bench import (add_runs_option, answer_stats, print_side_by_side, runs_folder, tfidf_baseline, train_on_pairs,
+                        write_pairs)
 from recipes import add_recipe_option, recipe
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -108,11 +108,12 @@ def main() -> None:
     parser.add_argument("--show", type=int, default=5, help="test pairs printed side by side per task")
     parser.add_argument("--results", type=Path, default=OUT, help="where the results JSON goes")
     add_recipe_option(parser)
+    add_runs_option(parser)
     args = parser.parse_args()
     unknown = [t for t in args.tasks.split(",") if t not in TASKS]
     if unknown:
         parser.error(f"unknown task {unknown[0]!r}; tasks: {', '.join(TASKS)}")
-    with tempfile.TemporaryDirectory() as tmp:
+    with runs_folder(args.runs) as tmp:
         results = {name: run_task(name, args, Path(tmp)) for name in args.tasks.split(",")}
     args.results.parent.mkdir(parents=True, exist_ok=True)
     record = {"command": " ".join(sys.argv), "args": {k: str(v) for k, v in vars(args).items()}, "tasks": results}

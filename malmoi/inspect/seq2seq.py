@@ -98,20 +98,21 @@ def bart_stages(generator, text: str, top_k: int = 5) -> dict:
     name_of = lambda i: codec.pieces([i])[0]  # noqa: E731
     with eager_attention(model):  # sdpa computes no attention weights to return
         encoded = model.get_encoder()(input_ids=src, attention_mask=mask)
-        steps, cross = _bart_steps(model, encoded, mask, settings, top_k, name_of)
+        steps, cross = _bart_steps(model, src, encoded, mask, settings, top_k, name_of)
     return {"source_tokens": codec.pieces(ids),
             "encoder": {"norms": rounded(encoded.last_hidden_state[0].norm(dim=-1))},
             "steps": steps, "cross_attention": cross, "cross_attention_heads": "mean",
             "text": codec.decode(_answer(steps, settings.eos_token_id)), "decoding": "greedy"}
 
 
-def _bart_steps(model, encoded, mask, settings, top_k: int, name_of) -> tuple[list[dict], list]:
+def _bart_steps(model, src, encoded, mask, settings, top_k: int, name_of) -> tuple[list[dict], list]:
     """Greedy steps, one full decoder pass over the answer so far each (answers are short): the last
-    position's logits and, per layer, its cross-attention."""
+    position's logits and, per layer, its cross-attention. The source ids go along with its encoding,
+    which is not recomputed: a copying model scatters onto them."""
     decoder_ids = [model.config.decoder_start_token_id]
     steps, rows = [], []  # rows: per step, per layer (source,)
     for step in range(1, settings.max_new_tokens + 1):
-        out = model(encoder_outputs=encoded, attention_mask=mask, output_attentions=True,
+        out = model(input_ids=src, encoder_outputs=encoded, attention_mask=mask, output_attentions=True,
                     decoder_input_ids=torch.tensor([decoder_ids], device=mask.device))
         record, chosen = _step_record(step, out.logits[0, -1], top_k, name_of)
         steps.append(record)

@@ -5,9 +5,10 @@ bart-seq2seq
     file → ``pairs.read_pair_data`` (train/validation split) → subword tokenizer (BPE over Kiwi
     morphemes trained on both sides, or ``--tokenizer DIR``; ``text.codecs.SubwordCodec``) →
     ``Seq2SeqDataset`` (sources ``[CLS] x [SEP]``, labels ``y [SEP]``) → ``fit`` with the preset's
-    transformer (``models.bart``: pre-norm ``mbart`` layers for bart-mini, post-norm BART for runs
-    saved before) → run directory: a Hugging Face folder (``config.json``,
-    ``model.safetensors``, ``generation_config.json``) + tokenizer files +
+    transformer (``models.bart``: pre-norm ``mbart`` layers with a copy distribution over the source
+    and label smoothing for bart-mini, post-norm BART for runs saved before) → run directory: a
+    Hugging Face folder (``config.json``, ``model.safetensors``, ``generation_config.json``) +
+    tokenizer files +
     ``malmoi.json`` (``task: seq2seq``, ``architecture: bart-seq2seq``).
 
 Special ids come from the tokenizer: pad = ``[PAD]``, bos = decoder start = ``[CLS]``, eos =
