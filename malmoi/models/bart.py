@@ -37,17 +37,22 @@ class PreNormBart(MBartForConditionalGeneration):
 
     def __init__(self, config):
         super().__init__(config)
-        if getattr(config, "copy_attention", False):
+        if self.copies:
             self.copy_query = nn.Linear(config.d_model, config.d_model, bias=False)
             self.copy_gate = nn.Linear(2 * config.d_model, 1)
             self.post_init()
+
+    @property
+    def copies(self) -> bool:
+        """Whether this model mixes a copy distribution over its source into its output."""
+        return bool(getattr(self.config, "copy_attention", False))
 
     def forward(self, input_ids=None, attention_mask=None, *, labels=None, decoder_input_ids=None,
                 decoder_inputs_embeds=None, source_ids=None, **kwargs):
         if labels is not None and decoder_input_ids is None and decoder_inputs_embeds is None:
             decoder_input_ids = shift_tokens_right(labels, self.config.pad_token_id,
                                                    self.config.decoder_start_token_id)
-        copying = getattr(self.config, "copy_attention", False)
+        copying = self.copies
         smoothing = getattr(self.config, "label_smoothing", 0.0) if self.training else 0.0
         if copying:
             kwargs["output_hidden_states"] = True  # the decoder's last layer feeds the copy attention
@@ -82,7 +87,7 @@ class PreNormBart(MBartForConditionalGeneration):
     def _prepare_text_encoder_decoder_kwargs_for_generation(self, inputs_tensor, model_kwargs, *args, **kwargs):
         model_kwargs = super()._prepare_text_encoder_decoder_kwargs_for_generation(
             inputs_tensor, model_kwargs, *args, **kwargs)
-        if getattr(self.config, "copy_attention", False):
+        if self.copies:
             model_kwargs["source_ids"] = inputs_tensor  # every decoding step copies from the source's ids
         return model_kwargs
 
