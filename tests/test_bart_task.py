@@ -131,6 +131,40 @@ def test_validation_reports_loss_perplexity_bleu_chrf_and_samples(trained):
     assert samples[-3:] == [f"  Q: {q}\n  A: {a}" for q, a in PAIRS[:3]]
 
 
+def test_training_records_the_decoding_that_scores_higher_on_validation(trained, generator):
+    from malmoi.runs import read_meta
+    from malmoi.training.text_metrics import text_scores
+
+    result, said = trained
+    decoding = read_meta(result.run)["decoding"]
+    questions, answers = [q for q, _ in PAIRS], [a for _, a in PAIRS]
+    for beams in (1, 4):  # the recorded figures are the run's answers to its validation pairs
+        chrf = text_scores([a.text for a in generator.generate(questions, beams=beams)], answers)["chrf"]
+        assert decoding["chrf"][str(beams)] == pytest.approx(chrf, abs=0.01)
+    assert decoding["pairs"] == len(PAIRS)
+    assert decoding["beams"] == (4 if decoding["chrf"]["4"] > decoding["chrf"]["1"] else 1)
+    assert any(s.startswith("decoding: ") for s in said)
+
+
+def test_a_run_decodes_the_recorded_way_unless_told_otherwise(trained, tmp_path, cli):
+    from malmoi.runs import read_meta, write_meta
+
+    run = tmp_path / "beam"
+    shutil.copytree(trained[0].run, run)
+    write_meta(run, read_meta(run) | {"decoding": {"beams": 3}})
+    beam = load_generator(run)
+    questions = [q for q, _ in PAIRS]
+    scores = {b: [a.score for a in beam.generate(questions, beams=b)] for b in (1, 3)}
+    assert scores[1] != pytest.approx(scores[3])  # greedy sums log p, beam search normalises by length
+    assert [a.score for a in beam.generate(questions)] == pytest.approx(scores[3])
+    assert [a.score for a in beam.generate(questions, greedy=True)] == pytest.approx(scores[1])
+    assert beam.generate(questions, top_k=5, seed=1)  # sampling asks for no beams: not refused
+    code, out, err = cli("generate", run, "배고파", "--json")
+    assert code == 0 and json.loads(out)[0]["score"] == pytest.approx(scores[3][1]), err
+    code, out, err = cli("generate", run, "배고파", "--beams", "1", "--json")
+    assert code == 0 and json.loads(out)[0]["score"] == pytest.approx(scores[1][1]), err
+
+
 @pytest.mark.parametrize("question,answer", PAIRS)
 def test_greedy_generation_reproduces_the_memorised_answers(generator, question, answer):
     assert isinstance(generator, BartGenerator)

@@ -131,6 +131,27 @@ def test_decay_to_budget_shortens_the_schedule(tmp_path):
     assert lrs and lrs[-1] < 0.75 * default_args().lr
 
 
+def test_with_a_budget_slow_evaluations_skip_epochs_to_keep_their_share(tmp_path):
+    """Evaluating at the end of every epoch, where an evaluation takes longer than an epoch of training,
+    would spend most of a time budget evaluating; ``eval_share`` (10%) skips those evaluations."""
+    def slow(model, loader):
+        time.sleep(0.3)
+        return accuracy(model, loader)
+
+    def evals(out):
+        events = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+        return [e for e in events if e["event"] == "eval"]
+
+    budget = dict(delay=0.02, time_budget=6.0, epochs=100, eval_every=0, evaluate=slow)
+    _, every = train(tmp_path / "every", eval_share=0.0, **budget)  # first: it also pays the loop's first start
+    _, thrifty = train(tmp_path / "thrifty", **budget)
+    assert thrifty.stopped_by == every.stopped_by == "time"
+    assert len(evals(tmp_path / "every")) >= 4  # one per epoch
+    assert len(evals(tmp_path / "thrifty")) <= 3  # the first epoch's, the closing one, perhaps one between
+    assert thrifty.steps > 1.3 * every.steps
+    assert evals(tmp_path / "thrifty")[-1]["step"] == thrifty.steps  # the closing evaluation still runs
+
+
 def test_sigkill_then_resume(straight, tmp_path):
     """kill -9 after the first checkpoint; best stays readable; resume ends with the straight run's weights."""
     ref_out, _, _ = straight
@@ -195,7 +216,7 @@ def test_thread_count_is_restored(tmp_path):
 
 @pytest.mark.parametrize("overrides", [
     {"batch_size": 0}, {"batch_size": -4}, {"batch_size": 100_000}, {"lr": 0}, {"lr": -1e-3}, {"lr": 50.0},
-    {"grad_accum": 0}, {"warmup": 1.5}, {"epochs": 0}, {"time_budget": -1}, {"patience": -1},
+    {"grad_accum": 0}, {"warmup": 1.5}, {"eval_share": 1.0}, {"epochs": 0}, {"time_budget": -1}, {"patience": -1},
     {"eval_every": -5}, {"weight_decay": -0.1}, {"log_every": 0},
 ])
 def test_bad_arguments(overrides):

@@ -45,13 +45,16 @@ def lm(
     print_result(train(task="lm", **options, progress=not as_json), as_json, summary_line)
 
 
-def print_generations(generator, texts: Sequence[str], *, beams: int = 1, max_new_tokens: int | None = None,
+def print_generations(generator, texts: Sequence[str], *, beams: int | None = None,
+                      max_new_tokens: int | None = None,
                       greedy: bool = False, top_k: int | None = None, top_p: float | None = None,
                       temperature: float | None = None, repetition_penalty: float | None = None,
                       seed: int | None = None, stream: bool = False, as_json: bool = False) -> None:
-    """What ``malmoi generate`` prints for ``texts`` with ``generator`` (from ``load_generator``)."""
+    """What ``malmoi generate`` prints for ``texts`` with ``generator`` (from ``load_generator``);
+    ``beams=None`` decodes the run's default way."""
     sampling = {k: v for k, v in dict(top_k=top_k, top_p=top_p, temperature=temperature,
                                       repetition_penalty=repetition_penalty, seed=seed).items() if v is not None}
+    beams = {} if beams is None else {"beams": beams}
     if greedy:
         sampling["greedy"] = True
     if sampling and not getattr(generator, "samples", False):
@@ -65,12 +68,12 @@ def print_generations(generator, texts: Sequence[str], *, beams: int = 1, max_ne
             raise MalmoiError("E274", "--stream prints text as it comes; leave out --json")
         for text in texts:
             print(text if prefix else (f"{text}\t" if len(texts) > 1 else ""), end="", flush=True)
-            for piece in generator.stream(text, beams=beams, max_new_tokens=max_new_tokens, **sampling):
+            for piece in generator.stream(text, **beams, max_new_tokens=max_new_tokens, **sampling):
                 sys.stdout.write(piece)
                 sys.stdout.flush()
             print()
         return
-    answers = generator.generate(texts, beams=beams, max_new_tokens=max_new_tokens, **sampling)
+    answers = generator.generate(texts, **beams, max_new_tokens=max_new_tokens, **sampling)
     if as_json:
         # matched / similarity exist for retrieved answers only
         print(json.dumps([{k: v for k, v in a.__dict__.items() if v is not None} for a in answers], ensure_ascii=False))

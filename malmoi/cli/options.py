@@ -35,6 +35,7 @@ NOT_FLAGS: dict[str, tuple[str, ...]] = {
     # loop settings whose defaults serve every preset
     "log_every": EVERY_TASK,
     "decay_to_budget": EVERY_TASK,
+    "eval_share": EVERY_TASK,
     "weight_decay": EVERY_TASK,
     "grad_clip": EVERY_TASK,
     "max_steps": EVERY_TASK,

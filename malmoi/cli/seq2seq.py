@@ -44,16 +44,23 @@ def seq2seq(
     print_result(train(task="seq2seq", **options, progress=not as_json), as_json, summary_line)
 
 
-def _check_beams(beams: int) -> None:
+BEAMS_HELP = "Beam width (1 = greedy; default: the run's own, greedy unless its training chose beams)."
+
+
+def _beams(beams: int | None) -> dict:
+    """``beams=`` for a generator's calls: left out when not given, so each run decodes its default way."""
+    if beams is None:
+        return {}
     if beams < 1:
         raise MalmoiError("E224", f"--beams must be at least 1, got {beams}")
+    return {"beams": beams}
 
 
 @app.command(short_help='Answer or continue texts: malmoi generate runs/chat "오늘 날씨 어때?" --beams 4')
 def generate(
     run: Path = typer.Argument(..., help="A run directory of a text-generating model."),
     texts: List[str] = typer.Argument(..., help="Input texts."),
-    beams: int = typer.Option(1, "--beams", help="Beam width (1 = greedy)."),
+    beams: Optional[int] = typer.Option(None, "--beams", help=BEAMS_HELP),
     max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens", help="Most tokens generated "
                                                                               "(default: the model's)."),
     greedy: bool = typer.Option(False, "--greedy", help="Always pick the most likely token (the default "
@@ -76,8 +83,7 @@ def generate(
     from malmoi.use import load_generator
     from malmoi.cli.lm import print_generations
 
-    _check_beams(beams)
-    print_generations(load_generator(run), texts, beams=beams, max_new_tokens=max_new_tokens, greedy=greedy,
+    print_generations(load_generator(run), texts, **_beams(beams), max_new_tokens=max_new_tokens, greedy=greedy,
                       top_k=top_k, top_p=top_p, temperature=temperature, repetition_penalty=repetition_penalty,
                       seed=seed, stream=stream, as_json=as_json)
 
@@ -85,7 +91,7 @@ def generate(
 @app.command(short_help="Talk to a trained run: malmoi chat runs/chat")
 def chat(
     run: Path = typer.Argument(..., help="A run directory of a text-generating model."),
-    beams: int = typer.Option(1, "--beams", help="Beam width (1 = greedy)."),
+    beams: Optional[int] = typer.Option(None, "--beams", help=BEAMS_HELP),
 ) -> None:
     """Interactive chat: type a message, read the answer; an empty line is ignored, Ctrl-D (EOF),
     Ctrl-C or /quit ends it.
@@ -96,7 +102,7 @@ def chat(
 
     from malmoi.use import load_generator
 
-    _check_beams(beams)
+    beams = _beams(beams)
     generator = load_generator(run)
     interactive = sys.stdin.isatty()
     if interactive:
@@ -114,7 +120,7 @@ def chat(
         if not line:
             continue
         try:
-            print(generator.generate([line], beams=beams)[0].text, flush=True)
+            print(generator.generate([line], **beams)[0].text, flush=True)
         except MalmoiError as e:  # one bad message (too long …) must not end the conversation
             print(f"error: {e}", file=sys.stderr, flush=True)
         except KeyboardInterrupt:
@@ -127,7 +133,7 @@ def attention(
     run: Path = typer.Argument(..., help="A run directory of a model with attention."),
     text: str = typer.Argument(..., help="The input text."),
     out: Path = typer.Option(..., "--out", help="PNG file to write."),
-    beams: int = typer.Option(1, "--beams", help="Beam width (1 = greedy)."),
+    beams: Optional[int] = typer.Option(None, "--beams", help=BEAMS_HELP),
     layer: Optional[int] = typer.Option(None, "--layer", help="Transformer runs: decoder layer whose "
                                                               "cross-attention is drawn (default: the last)."),
     as_json: bool = typer.Option(False, "--json", help="Also print the tokens and weights as JSON."),
@@ -141,14 +147,14 @@ def attention(
 
     from malmoi.use import load_generator, save_attention_png
 
-    _check_beams(beams)
+    beams = _beams(beams)
     generator = load_generator(run)
     if not hasattr(generator, "attention"):
         raise MalmoiError("E429", f"{run}: this kind of model does not expose attention weights")
     options = {} if layer is None else {"layer": layer}
     if options and "layer" not in inspect.signature(generator.attention).parameters:
         raise MalmoiError("E280", f"{run}: --layer picks a transformer decoder layer; this model has one attention")
-    amap = generator.attention(text, beams=beams, **options)
+    amap = generator.attention(text, **beams, **options)
     save_attention_png(amap, out)
     if as_json:
         print(json.dumps({**amap.__dict__, "png": str(out)}, ensure_ascii=False))

@@ -406,7 +406,7 @@ def _generation_options(served: ServedModel, request) -> dict:
     if not served.generates:
         raise MalmoiError("E605", f"{served.name!r} is a {served.meta.get('task')!r} run; it does not generate text")
     options = sampling_options(request)
-    if request.beams > 1:
+    if request.beams is not None:
         options["beams"] = request.beams
     if not getattr(served.loaded, "samples", False):
         extra = sorted(set(options) - {"beams", "greedy"})

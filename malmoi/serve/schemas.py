@@ -59,7 +59,7 @@ def build_schemas(settings) -> Schemas:
 
     class Sampling(BaseModel):
         greedy: bool | None = None
-        beams: Annotated[int, Field(ge=1, le=MAX_BEAMS)] = 1
+        beams: Annotated[int, Field(ge=1, le=MAX_BEAMS)] | None = None  # None: the run's default decoding
         top_k: Annotated[int, Field(ge=0, le=100_000)] | None = None
         top_p: Annotated[float, Field(gt=0, le=1)] | None = None
         temperature: Annotated[float, Field(gt=0, le=100)] | None = None

@@ -18,7 +18,10 @@ at ``[SEP]``. No end token is forced at the length limit (BART's default forces 
 would overwrite the last real token of a long answer).
 
 Validation is the LSTM family's (``pairs.make_evaluate``: loss, perplexity, BLEU, chrF and
-sample answers) with ``greedy_answers``.
+sample answers) with ``greedy_answers``. Once the best checkpoint is exported, ``choose_decoding``
+weighs greedy decoding against beam search on up to ``DECODING_PAIRS`` validation pairs and records the
+one with the higher chrF as the run's default (``malmoi.json`` → ``decoding``): summaries gain from
+beams, chatbot answers do not. With a time budget, training stops early enough for that choice.
 """
 from __future__ import annotations
 
@@ -29,11 +32,17 @@ from pathlib import Path
 from typing import Sequence
 
 from malmoi.errors import MalmoiError
-from malmoi.runs import read_meta
+from malmoi.runs import process_state, read_meta, write_meta
 from malmoi.tasks.common import Say, TrainResult, stderr_say, unwrap
 from malmoi.tasks.pairs import PairData, Seq2SeqOptions, fit_pairs, pair_meta, prepare_pair_run, read_pair_data
 
 ARCHITECTURE = "bart-seq2seq"
+DECODING_BEAMS = 4
+"""The beam width weighed against greedy decoding once training ends."""
+DECODING_PAIRS = 500
+"""Validation pairs that choice is made on: enough to see a chrF point, few enough to take seconds."""
+DECODING_RESERVE = (0.05, 30.0)
+"""Share of a time budget, and most seconds, kept for choosing the decoding."""
 
 
 def answer_ids(row: Sequence[int], eos_id: int, pad_id: int) -> list[int]:
@@ -111,7 +120,41 @@ class BartFamily:
         describe = (f"{run.opts.preset} (transformer encoder-decoder), {run.model.num_parameters():,} parameters, "
                     f"{run.codec.vocab_size} subword tokens")
         answer = partial(greedy_answers, max_new_tokens=run.opts.max_target_length)
-        return fit_pairs(run, say, started, describe=describe, save_model=_save_pretrained, answer=answer)
+        budget = run.opts.time_budget
+        if budget:  # the decoding choice below must fit in the budget too
+            share, most = DECODING_RESERVE
+            run = replace(run, opts=replace(run.opts, time_budget=budget - min(share * budget, most)))
+        result = fit_pairs(run, say, started, describe=describe, save_model=_save_pretrained, answer=answer)
+        if run.data.valid_sources and process_state().is_main_process:
+            choose_decoding(run.out, run.data, say)
+        return result
+
+
+def choose_decoding(out: Path, data: PairData, say: Say = stderr_say) -> dict:
+    """Greedy or ``DECODING_BEAMS``-beam search, whichever answers the first ``DECODING_PAIRS``
+    validation pairs with the higher chrF (greedy on a tie), recorded in the run's malmoi.json as
+    ``decoding`` (``beams`` and the chrF of each): what ``generate`` does when no beam width is given."""
+    from malmoi.data.datasets import encode_all
+    from malmoi.training.text_metrics import text_scores
+    from malmoi.use.bart import BartGenerator
+
+    generator = BartGenerator.from_run(out)
+    codec = generator.codec
+    codec.prepare(data.valid_sources)
+    fits = [0 < len(ids) <= generator.max_source_length
+            for ids in encode_all(data.valid_sources, codec.source_encoder)]
+    pairs = [(s, t) for s, t, ok in zip(data.valid_sources, data.valid_targets, fits) if ok][:DECODING_PAIRS]
+    if not pairs:
+        return {}
+    sources, targets = [s for s, _ in pairs], [t for _, t in pairs]
+    chrf = {beams: round(text_scores([a.text for a in generator.generate(sources, beams=beams)], targets)["chrf"], 2)
+            for beams in (1, DECODING_BEAMS)}
+    best = DECODING_BEAMS if chrf[DECODING_BEAMS] > chrf[1] else 1
+    decoding = {"beams": best, "chrf": {str(b): c for b, c in chrf.items()}, "pairs": len(pairs)}
+    write_meta(out, read_meta(out) | {"decoding": decoding})
+    say(f"decoding: {'greedy' if best == 1 else f'{best} beams'} (validation chrF greedy {chrf[1]:.2f}, "
+        f"{DECODING_BEAMS} beams {chrf[DECODING_BEAMS]:.2f} on {len(pairs)} pairs)")
+    return decoding
 
 
 def _save_pretrained(model, folder) -> None:

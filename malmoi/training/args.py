@@ -45,6 +45,10 @@ class TrainArgs:
     """Batch size for evaluation (0 = batch_size)."""
     decay_to_budget: bool = True
     """With a time budget, fit the learning-rate decay to the steps the budget allows (estimated as it runs)."""
+    eval_share: float = 0.1
+    """With a time budget and evaluation at the end of each epoch, skip an epoch's evaluation while
+    evaluations have taken more than this share of the time so far (0 = evaluate every epoch): on a
+    small data set, decoding the validation split each epoch would otherwise eat half the budget."""
     num_threads: int = 0
     """Torch CPU threads per process (0 = leave as is; under torchrun: cores / local processes)."""
     num_workers: int = 0
@@ -62,6 +66,8 @@ class TrainArgs:
             raise MalmoiError("E201", f"batch size {max(self.batch_size, self.eval_batch_size)} is absurd (max 65536)")
         if self.max_steps <= 0 and self.epochs <= 0:
             raise MalmoiError("E201", f"epochs must be positive, got {self.epochs}")
+        if not 0 <= self.eval_share < 1:
+            raise MalmoiError("E201", f"eval_share is a fraction of the time in [0, 1), got {self.eval_share}")
         if not 0 <= self.warmup < 1:
             raise MalmoiError("E201", f"warmup is a fraction of the steps in [0, 1), got {self.warmup}")
         nonnegative = {"weight_decay": self.weight_decay, "grad_clip": self.grad_clip,

@@ -384,25 +384,27 @@ class _Loop:
 
     # -- control
 
-    def _control(self, steps_here: int) -> tuple[bool, int]:
-        """Decide on the main process whether the time budget is spent, and the schedule length;
-        every process follows the same decision (diverging ones would deadlock DDP)."""
+    def _control(self, steps_here: int) -> tuple[bool, int, bool]:
+        """Decide on the main process whether the time budget is spent, the schedule length, and
+        whether evaluations have had their share of the time (``eval_share``); every process follows
+        the same decision (diverging ones would deadlock DDP)."""
         args = self.args
-        stop, total = False, self.schedule.total
+        stop, total, thrift = False, self.schedule.total, False
         if args.time_budget and self.acc.is_main_process:
             elapsed = time.perf_counter() - self.t0
             per_step = elapsed / max(1, steps_here)
             reserve = self.eval_seconds  # the closing evaluation and save must fit in the budget too
             stop = elapsed + per_step + reserve >= args.time_budget
+            thrift = self.eval_total > args.eval_share * elapsed if args.eval_share else False
             if args.decay_to_budget and steps_here >= 3:
                 left = max(0.0, args.time_budget - elapsed - reserve)
                 total = min(self.planned_steps, max(self.state.global_step + 1,
                                                     self.state.global_step + int(left / per_step)))
         if args.time_budget and self.acc.num_processes > 1:
-            flags = torch.tensor([int(stop), total], dtype=torch.long, device=self.acc.device)
+            flags = torch.tensor([int(stop), total, int(thrift)], dtype=torch.long, device=self.acc.device)
             torch.distributed.broadcast(flags, src=0)
-            stop, total = bool(flags[0]), int(flags[1])
-        return stop, total
+            stop, total, thrift = bool(flags[0]), int(flags[1]), bool(flags[2])
+        return stop, total, thrift
 
     def _step(self, batches) -> tuple[torch.Tensor, int, int]:
         """One optimizer step over up to ``grad_accum`` micro-batches; returns (loss sum, micro-batches, examples)."""
@@ -456,7 +458,7 @@ class _Loop:
             self.sampler.skip(state.batch_in_epoch)
             batches = iter(self.loader)
             while state.batch_in_epoch < n:
-                stop, total = self._control(steps_here)
+                stop, total, thrift = self._control(steps_here)
                 self.schedule.total = total
                 loss_sum, group, examples = self._step(batches)
                 state.global_step += 1
@@ -492,7 +494,7 @@ class _Loop:
                 elif stop:
                     stopped = "time"
                 due = (args.eval_every and state.global_step % args.eval_every == 0) or (
-                    end_of_epoch and not args.eval_every)
+                    end_of_epoch and not args.eval_every and not thrift)
                 if due or stopped:
                     early = self._eval_and_save(early_stop=True)
                     stopped = stopped or early

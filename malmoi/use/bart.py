@@ -27,12 +27,14 @@ class BartGenerator:
     """Takes sampling options (``top_k``, ``top_p``, ``temperature`` …)."""
 
     def __init__(self, model, codec, max_source_length: int, max_target_length: int,
-                 run: Path | None = None):
+                 run: Path | None = None, beams: int = 1):
         self.model = model.eval()
         self.codec = codec
         self.max_source_length = max_source_length
         self.max_target_length = max_target_length
         self.run = run
+        self.beams = beams
+        """The run's default decoding: 1 (greedy) or the beam width its training chose on validation."""
 
     @property
     def tokenizer(self):
@@ -53,7 +55,7 @@ class BartGenerator:
             config = AutoConfig.from_pretrained(run)
             model = model_class(config).from_pretrained(run, config=config, dtype=torch.float32)
         return cls(model, SubwordCodec.load(run), int(meta.get("max_source_length", 64)),
-                   int(meta.get("max_target_length", 64)), run)
+                   int(meta.get("max_target_length", 64)), run, int(meta.get("decoding", {}).get("beams", 1)))
 
     # -- inputs and settings
 
@@ -66,17 +68,20 @@ class BartGenerator:
 
         return pad_sequences(ids, self.codec.pad_id), pad_sequences([[1] * len(s) for s in ids], 0)
 
-    def settings(self, *, beams: int = 1, max_new_tokens: int | None = None, greedy: bool | None = None,
+    def settings(self, *, beams: int | None = None, max_new_tokens: int | None = None, greedy: bool | None = None,
                  top_k: int | None = None, top_p: float | None = None, temperature: float | None = None,
                  repetition_penalty: float = 1.0, seed: int | None = None):
         """``GenerationSettings`` for this run. ``greedy=None`` samples when any of ``top_k`` /
-        ``top_p`` / ``temperature`` is given, and decodes greedily otherwise."""
+        ``top_p`` / ``temperature`` is given, and decodes greedily otherwise. ``beams=None`` is the
+        run's default decoding (``self.beams``), unless sampling or ``greedy`` is asked for."""
         from malmoi.models.generation import GenerationSettings
         from malmoi.models.presets import max_positions
 
         sampling = any(v is not None for v in (top_k, top_p, temperature))
         if greedy and sampling:
             raise MalmoiError("E274", "--greedy cannot be combined with --top-k, --top-p or --temperature")
+        if beams is None:
+            beams = self.beams if greedy is None and not sampling else 1
         if beams < 1:
             raise MalmoiError("E224", f"--beams must be at least 1, got {beams}")
         if beams > 1 and (sampling or greedy is False):
@@ -122,9 +127,10 @@ class BartGenerator:
         keep = (ended == 0) | ((ended == 1) & (new == self.codec.eos_id))
         return rows, [float(s) for s in (logp * keep).sum(1)]
 
-    def generate(self, texts: str | Sequence[str], *, beams: int = 1, max_new_tokens: int | None = None,
+    def generate(self, texts: str | Sequence[str], *, beams: int | None = None, max_new_tokens: int | None = None,
                  length_penalty: float = 1.0, batch_size: int = 64, **options) -> list[Answer]:
-        """One ``Answer`` per text: greedy by default, beam search with ``beams`` > 1, sampling with
+        """One ``Answer`` per text: the run's default decoding (greedy, or the beam width its training
+        chose), greedy with ``beams=1``, beam search with ``beams`` > 1, sampling with
         ``top_k`` / ``top_p`` / ``temperature`` (``options`` as in ``settings``). The score is the
         answer's log-probability (length-normalised under beam search, as Hugging Face ranks beams)."""
         texts = [texts] if isinstance(texts, str) else list(texts)
@@ -137,7 +143,8 @@ class BartGenerator:
                 answers.append(Answer(text, self.codec.decode(row), self.codec.pieces(row), score))
         return answers
 
-    def stream(self, text: str, *, beams: int = 1, max_new_tokens: int | None = None, **options) -> Iterator[str]:
+    def stream(self, text: str, *, beams: int | None = None, max_new_tokens: int | None = None,
+               **options) -> Iterator[str]:
         """Pieces of the answer to ``text`` as they are generated (never half a syllable)."""
         from malmoi.models.generation import generate, stream_text
 
@@ -146,7 +153,7 @@ class BartGenerator:
         tokens = (int(t[0]) for t in generate(self.model, src, settings, attention_mask=mask, stream=True))
         return stream_text(self.codec.tokenizer, [], tokens, settings.eos_token_id)
 
-    def reply(self, text: str, beams: int = 1) -> str:
+    def reply(self, text: str, beams: int | None = None) -> str:
         """The answer to one chat message."""
         return self.generate([text], beams=beams)[0].text
 
@@ -169,7 +176,7 @@ class BartGenerator:
             self.model.set_attn_implementation(previous)
         return out.cross_attentions[layer][0].float().mean(0)  # (heads, T, S) → (T, S)
 
-    def attention(self, text: str, *, beams: int = 1, max_new_tokens: int | None = None,
+    def attention(self, text: str, *, beams: int | None = None, max_new_tokens: int | None = None,
                   layer: int | None = None) -> AttentionMap:
         """Where each generated token of the answer to ``text`` looked in the source: decoder
         ``layer``'s cross-attention (default the last; negative counts from the end), head average."""
