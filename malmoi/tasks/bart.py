@@ -53,12 +53,12 @@ def answer_ids(row: Sequence[int], eos_id: int, pad_id: int) -> list[int]:
     return [i for i in row if i != pad_id]
 
 
-def greedy_answers(model, input_ids, attention_mask, *, max_new_tokens: int) -> list[list[int]]:
-    """Greedy answer ids (no decoder start, no eos) of a BART model for a padded batch: the
-    ``answer`` function of ``pairs.make_evaluate``."""
+def greedy_answers(model, input_ids, attention_mask, *, max_new_tokens: int, beams: int = 1) -> list[list[int]]:
+    """Greedy (or ``beams``-wide beam search) answer ids (no decoder start, no eos) of a BART model
+    for a padded batch: the ``answer`` function of ``pairs.make_evaluate``."""
     cfg = unwrap(model).config
     sequences = unwrap(model).generate(input_ids=input_ids, attention_mask=attention_mask,
-                                       max_new_tokens=max_new_tokens, num_beams=1, do_sample=False)
+                                       max_new_tokens=max_new_tokens, num_beams=beams, do_sample=False)
     return [answer_ids(row, cfg.eos_token_id, cfg.pad_token_id) for row in sequences[:, 1:].tolist()]
 
 
@@ -133,28 +133,51 @@ class BartFamily:
 def choose_decoding(out: Path, data: PairData, say: Say = stderr_say) -> dict:
     """Greedy or ``DECODING_BEAMS``-beam search, whichever answers the first ``DECODING_PAIRS``
     validation pairs with the higher chrF (greedy on a tie), recorded in the run's malmoi.json as
-    ``decoding`` (``beams`` and the chrF of each): what ``generate`` does when no beam width is given."""
-    from malmoi.data.datasets import encode_all
-    from malmoi.training.text_metrics import text_scores
-    from malmoi.use.bart import BartGenerator
+    ``decoding`` (``beams`` and the chrF of each): what ``generate`` does when no beam width is given.
+    Sources are cut to the model's length as in validation."""
+    import torch
 
-    generator = BartGenerator.from_run(out)
-    codec = generator.codec
-    codec.prepare(data.valid_sources)
-    fits = [0 < len(ids) <= generator.max_source_length
-            for ids in encode_all(data.valid_sources, codec.source_encoder)]
-    pairs = [(s, t) for s, t, ok in zip(data.valid_sources, data.valid_targets, fits) if ok][:DECODING_PAIRS]
-    if not pairs:
-        return {}
-    sources, targets = [s for s, _ in pairs], [t for _, t in pairs]
-    chrf = {beams: round(text_scores([a.text for a in generator.generate(sources, beams=beams)], targets)["chrf"], 2)
-            for beams in (1, DECODING_BEAMS)}
+    from malmoi.data.batching import pad_sequences
+    from malmoi.data.datasets import encode_all
+    from malmoi.text.codecs import SubwordCodec
+    from malmoi.training.text_metrics import text_scores
+
+    model, meta, codec = load_exported(out), read_meta(out), SubwordCodec.load(out)
+    sources, targets = data.valid_sources[:DECODING_PAIRS], data.valid_targets[:DECODING_PAIRS]
+    codec.prepare(sources)
+    ids = [seq or [codec.eos_id] for seq in encode_all(sources, codec.source_encoder, meta["max_source_length"])]
+
+    def answers(beams: int) -> list[str]:
+        texts = []
+        for start in range(0, len(ids), 64):
+            batch = ids[start:start + 64]
+            with torch.inference_mode():
+                rows = greedy_answers(model, pad_sequences(batch, codec.pad_id),
+                                      pad_sequences([[1] * len(x) for x in batch], 0),
+                                      max_new_tokens=meta["max_target_length"], beams=beams)
+            texts += [codec.decode(row) for row in rows]
+        return texts
+
+    chrf = {beams: round(text_scores(answers(beams), targets)["chrf"], 2) for beams in (1, DECODING_BEAMS)}
     best = DECODING_BEAMS if chrf[DECODING_BEAMS] > chrf[1] else 1
-    decoding = {"beams": best, "chrf": {str(b): c for b, c in chrf.items()}, "pairs": len(pairs)}
-    write_meta(out, read_meta(out) | {"decoding": decoding})
+    decoding = {"beams": best, "chrf": {str(b): c for b, c in chrf.items()}, "pairs": len(sources)}
+    write_meta(out, meta | {"decoding": decoding})
     say(f"decoding: {'greedy' if best == 1 else f'{best} beams'} (validation chrF greedy {chrf[1]:.2f}, "
-        f"{DECODING_BEAMS} beams {chrf[DECODING_BEAMS]:.2f} on {len(pairs)} pairs)")
+        f"{DECODING_BEAMS} beams {chrf[DECODING_BEAMS]:.2f} on {len(sources)} pairs)")
     return decoding
+
+
+def load_exported(out: Path):
+    """The exported model of a run directory, in eval mode (the best checkpoint's weights)."""
+    import torch
+    from transformers import AutoConfig
+
+    from malmoi.models.bart import model_class
+    from malmoi.models.classifier import quiet_transformers
+
+    with quiet_transformers():
+        config = AutoConfig.from_pretrained(out)
+        return model_class(config).from_pretrained(out, config=config, dtype=torch.float32).eval()
 
 
 def _save_pretrained(model, folder) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import ClassVar, Sequence
 
 from malmoi.errors import MalmoiError
-from malmoi.tasks.bart import ARCHITECTURE, answer_ids
+from malmoi.tasks.bart import ARCHITECTURE, answer_ids, load_exported
 from malmoi.text.codecs import SubwordCodec
 from malmoi.use.results import Answer, AttentionMap
 from malmoi.use.seq2seq import encode_sources, trained_run_meta
@@ -43,18 +43,9 @@ class BartGenerator:
 
     @classmethod
     def from_run(cls, run: str | os.PathLike) -> "BartGenerator":
-        import torch
-        from transformers import AutoConfig
-
-        from malmoi.models.bart import model_class
-        from malmoi.models.classifier import quiet_transformers
-
         run = Path(run)
         meta = trained_run_meta(run, ARCHITECTURE)
-        with quiet_transformers():
-            config = AutoConfig.from_pretrained(run)
-            model = model_class(config).from_pretrained(run, config=config, dtype=torch.float32)
-        return cls(model, SubwordCodec.load(run), int(meta.get("max_source_length", 64)),
+        return cls(load_exported(run), SubwordCodec.load(run), int(meta.get("max_source_length", 64)),
                    int(meta.get("max_target_length", 64)), run, int(meta.get("decoding", {}).get("beams", 1)))
 
     # -- inputs and settings
