@@ -18,7 +18,7 @@ at ``[SEP]``. No end token is forced at the length limit (BART's default forces 
 would overwrite the last real token of a long answer).
 
 Validation is the LSTM family's (``pairs.make_evaluate``: loss, perplexity, BLEU, chrF and
-sample answers) with ``greedy_answers``. Once the best checkpoint is exported, ``choose_decoding``
+sample answers) with ``decode_answers``. Once the best checkpoint is exported, ``choose_decoding``
 weighs greedy decoding against beam search on up to ``DECODING_PAIRS`` validation pairs and records the
 one with the higher chrF as the run's default (``malmoi.json`` → ``decoding``): summaries gain from
 beams, chatbot answers do not. With a time budget, training stops early enough for that choice.
@@ -53,7 +53,7 @@ def answer_ids(row: Sequence[int], eos_id: int, pad_id: int) -> list[int]:
     return [i for i in row if i != pad_id]
 
 
-def greedy_answers(model, input_ids, attention_mask, *, max_new_tokens: int, beams: int = 1) -> list[list[int]]:
+def decode_answers(model, input_ids, attention_mask, *, max_new_tokens: int, beams: int = 1) -> list[list[int]]:
     """Greedy (or ``beams``-wide beam search) answer ids (no decoder start, no eos) of a BART model
     for a padded batch: the ``answer`` function of ``pairs.make_evaluate``."""
     cfg = unwrap(model).config
@@ -119,7 +119,7 @@ class BartFamily:
         run = prepare_pair_run(self, opts, read_pair_data(opts, say), say)
         describe = (f"{run.opts.preset} (transformer encoder-decoder), {run.model.num_parameters():,} parameters, "
                     f"{run.codec.vocab_size} subword tokens")
-        answer = partial(greedy_answers, max_new_tokens=run.opts.max_target_length)
+        answer = partial(decode_answers, max_new_tokens=run.opts.max_target_length)
         budget = run.opts.time_budget
         if budget:  # the decoding choice below must fit in the budget too
             share, most = DECODING_RESERVE
@@ -152,7 +152,7 @@ def choose_decoding(out: Path, data: PairData, say: Say = stderr_say) -> dict:
         for start in range(0, len(ids), 64):
             batch = ids[start:start + 64]
             with torch.inference_mode():
-                rows = greedy_answers(model, pad_sequences(batch, codec.pad_id),
+                rows = decode_answers(model, pad_sequences(batch, codec.pad_id),
                                       pad_sequences([[1] * len(x) for x in batch], 0),
                                       max_new_tokens=meta["max_target_length"], beams=beams)
             texts += [codec.decode(row) for row in rows]

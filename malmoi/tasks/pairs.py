@@ -143,7 +143,7 @@ def make_evaluate(codec, sample_sources: list[str], max_source_length: int, show
     exact match of greedy answers (``training.text_metrics``); it also answers ``sample_sources`` and
     leaves (question, answer) pairs in ``shown``. ``answer(model, input_ids, attention_mask)`` gives
     each source's answer ids without ``<bos>``/``<eos>`` (any model family: ``lstm_greedy``,
-    ``bart.greedy_answers`` …)."""
+    ``bart.decode_answers`` …)."""
     from malmoi.data.datasets import encode_all
 
     codec.prepare(sample_sources)

@@ -468,3 +468,17 @@ def test_the_server_shows_the_inspect_view(client, runs):
     assert page.status_code == 200 and "charset=utf-8" in page.headers["content-type"]
     assert body["text"] in page.text and "http://" not in page.text and "https://" not in page.text
     assert client.post("/v1/inspect", json={"model": "bert", "text": " "}, headers=AUTH).status_code == 422
+
+
+def test_a_request_without_beams_leaves_the_decoding_to_the_run():
+    """A BART run records its own default decoding (greedy or beams); only a request's explicit
+    ``beams`` overrides it, ``beams: 1`` included."""
+    from types import SimpleNamespace
+
+    from malmoi.serve.app import _generation_options
+
+    served = SimpleNamespace(generates=True, name="chat", meta={}, loaded=SimpleNamespace(samples=False))
+    request = SimpleNamespace(greedy=None, top_k=None, top_p=None, temperature=None, seed=None,
+                              repetition_penalty=1.0, beams=None, max_new_tokens=None)
+    assert _generation_options(served, request) == {}
+    assert _generation_options(served, SimpleNamespace(**{**vars(request), "beams": 1})) == {"beams": 1}
