@@ -45,6 +45,15 @@ def lm(
     print_result(train(task="lm", **options, progress=not as_json), as_json, summary_line)
 
 
+def beam_option(beams: int | None) -> dict:
+    """``beams=`` for a generator's calls: left out when not given, so each run decodes its default way."""
+    if beams is None:
+        return {}
+    if beams < 1:
+        raise MalmoiError("E224", f"--beams must be at least 1, got {beams}")
+    return {"beams": beams}
+
+
 def print_generations(generator, texts: Sequence[str], *, beams: int | None = None,
                       max_new_tokens: int | None = None,
                       greedy: bool = False, top_k: int | None = None, top_p: float | None = None,
@@ -54,7 +63,7 @@ def print_generations(generator, texts: Sequence[str], *, beams: int | None = No
     ``beams=None`` decodes the run's default way."""
     sampling = {k: v for k, v in dict(top_k=top_k, top_p=top_p, temperature=temperature,
                                       repetition_penalty=repetition_penalty, seed=seed).items() if v is not None}
-    beams = {} if beams is None else {"beams": beams}
+    beam = beam_option(beams)
     if greedy:
         sampling["greedy"] = True
     if sampling and not getattr(generator, "samples", False):
@@ -68,12 +77,12 @@ def print_generations(generator, texts: Sequence[str], *, beams: int | None = No
             raise MalmoiError("E274", "--stream prints text as it comes; leave out --json")
         for text in texts:
             print(text if prefix else (f"{text}\t" if len(texts) > 1 else ""), end="", flush=True)
-            for piece in generator.stream(text, **beams, max_new_tokens=max_new_tokens, **sampling):
+            for piece in generator.stream(text, **beam, max_new_tokens=max_new_tokens, **sampling):
                 sys.stdout.write(piece)
                 sys.stdout.flush()
             print()
         return
-    answers = generator.generate(texts, **beams, max_new_tokens=max_new_tokens, **sampling)
+    answers = generator.generate(texts, **beam, max_new_tokens=max_new_tokens, **sampling)
     if as_json:
         # matched / similarity exist for retrieved answers only
         print(json.dumps([{k: v for k, v in a.__dict__.items() if v is not None} for a in answers], ensure_ascii=False))

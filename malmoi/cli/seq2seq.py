@@ -47,15 +47,6 @@ def seq2seq(
 BEAMS_HELP = "Beam width (1 = greedy; default: the run's own, greedy unless its training chose beams)."
 
 
-def _beams(beams: int | None) -> dict:
-    """``beams=`` for a generator's calls: left out when not given, so each run decodes its default way."""
-    if beams is None:
-        return {}
-    if beams < 1:
-        raise MalmoiError("E224", f"--beams must be at least 1, got {beams}")
-    return {"beams": beams}
-
-
 @app.command(short_help='Answer or continue texts: malmoi generate runs/chat "오늘 날씨 어때?" --beams 4')
 def generate(
     run: Path = typer.Argument(..., help="A run directory of a text-generating model."),
@@ -81,9 +72,9 @@ def generate(
     Example: malmoi generate runs/chat "오늘 날씨 어때?" "배고파" --beams 4
     """
     from malmoi.use import load_generator
-    from malmoi.cli.lm import print_generations
+    from malmoi.cli.lm import beam_option, print_generations
 
-    print_generations(load_generator(run), texts, **_beams(beams), max_new_tokens=max_new_tokens, greedy=greedy,
+    print_generations(load_generator(run), texts, **beam_option(beams), max_new_tokens=max_new_tokens, greedy=greedy,
                       top_k=top_k, top_p=top_p, temperature=temperature, repetition_penalty=repetition_penalty,
                       seed=seed, stream=stream, as_json=as_json)
 
@@ -100,9 +91,10 @@ def chat(
     """
     import sys
 
+    from malmoi.cli.lm import beam_option
     from malmoi.use import load_generator
 
-    beams = _beams(beams)
+    beam = beam_option(beams)
     generator = load_generator(run)
     interactive = sys.stdin.isatty()
     if interactive:
@@ -120,7 +112,7 @@ def chat(
         if not line:
             continue
         try:
-            print(generator.generate([line], **beams)[0].text, flush=True)
+            print(generator.generate([line], **beam)[0].text, flush=True)
         except MalmoiError as e:  # one bad message (too long …) must not end the conversation
             print(f"error: {e}", file=sys.stderr, flush=True)
         except KeyboardInterrupt:
@@ -145,16 +137,17 @@ def attention(
     """
     import inspect
 
+    from malmoi.cli.lm import beam_option
     from malmoi.use import load_generator, save_attention_png
 
-    beams = _beams(beams)
+    beam = beam_option(beams)
     generator = load_generator(run)
     if not hasattr(generator, "attention"):
         raise MalmoiError("E429", f"{run}: this kind of model does not expose attention weights")
     options = {} if layer is None else {"layer": layer}
     if options and "layer" not in inspect.signature(generator.attention).parameters:
         raise MalmoiError("E280", f"{run}: --layer picks a transformer decoder layer; this model has one attention")
-    amap = generator.attention(text, **beams, **options)
+    amap = generator.attention(text, **beam, **options)
     save_attention_png(amap, out)
     if as_json:
         print(json.dumps({**amap.__dict__, "png": str(out)}, ensure_ascii=False))

@@ -40,6 +40,11 @@ def pad_sequences(seqs: Sequence[Sequence[int]], value: int, multiple_of: int = 
     return out
 
 
+def pad_with_mask(seqs: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(input_ids, attention_mask) of a right-padded batch: what an encoder needs for ``seqs``."""
+    return pad_sequences(seqs, pad_id), pad_sequences([[1] * len(s) for s in seqs], 0)
+
+
 @dataclass
 class PadCollator:
     """Pads every sequence field of a batch to the batch's longest member; scalars are stacked."""

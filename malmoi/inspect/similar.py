@@ -80,13 +80,12 @@ def model_inputs(loaded, family: str, texts: list[str]) -> tuple[list[list[int]]
 @torch.inference_mode()
 def final_states(loaded, family: str, ids: list[list[int]]) -> tuple[torch.Tensor, int]:
     """(2, T, D) final hidden states of the right-padded batch, and the layer they come from."""
-    from malmoi.data.batching import pad_sequences
+    from malmoi.data.batching import pad_with_mask
 
     pad = getattr(getattr(loaded, "codec", None), "pad_id", None)
     if pad is None:
         pad = loaded.tokenizer.pad_token_id or 0
-    src = pad_sequences(ids, pad)
-    mask = pad_sequences([[1] * len(row) for row in ids], 0)
+    src, mask = pad_with_mask(ids, pad)
     if family == "lstm":
         memory, *_ = loaded.model.encode(src, torch.tensor([len(row) for row in ids]))
         return memory, loaded.model.config.layers

@@ -137,7 +137,7 @@ def choose_decoding(out: Path, data: PairData, say: Say = stderr_say) -> dict:
     Sources are cut to the model's length as in validation."""
     import torch
 
-    from malmoi.data.batching import pad_sequences
+    from malmoi.data.batching import pad_with_mask
     from malmoi.data.datasets import encode_all
     from malmoi.text.codecs import SubwordCodec
     from malmoi.training.text_metrics import text_scores
@@ -150,10 +150,8 @@ def choose_decoding(out: Path, data: PairData, say: Say = stderr_say) -> dict:
     def answers(beams: int) -> list[str]:
         texts = []
         for start in range(0, len(ids), 64):
-            batch = ids[start:start + 64]
             with torch.inference_mode():
-                rows = decode_answers(model, pad_sequences(batch, codec.pad_id),
-                                      pad_sequences([[1] * len(x) for x in batch], 0),
+                rows = decode_answers(model, *pad_with_mask(ids[start:start + 64], codec.pad_id),
                                       max_new_tokens=meta["max_target_length"], beams=beams)
             texts += [codec.decode(row) for row in rows]
         return texts

@@ -54,7 +54,7 @@ class GeneratorFallback:
     def __call__(self, texts: list[str]) -> list[str]:
         import torch
 
-        from malmoi.data.batching import pad_sequences
+        from malmoi.data.batching import pad_with_mask
         from malmoi.data.datasets import encode_all
 
         if not texts:
@@ -64,8 +64,7 @@ class GeneratorFallback:
         limit = self.model.config.max_source_len
         ids = [seq or [codec.eos_id] for seq in encode_all(texts, codec.source_encoder, limit)]
         with torch.no_grad():
-            src = pad_sequences(ids, codec.pad_id)
-            mask = pad_sequences([[1] * len(s) for s in ids], 0)
+            src, mask = pad_with_mask(ids, codec.pad_id)
             return [codec.decode(t) for t in lstm_greedy(self.model, src, mask)]
 
 

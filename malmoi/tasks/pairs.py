@@ -150,7 +150,7 @@ def make_evaluate(codec, sample_sources: list[str], max_source_length: int, show
     sample_ids = encode_all(sample_sources, codec.source_encoder, max_source_length)
 
     def evaluate(model, loader) -> dict[str, float]:
-        from malmoi.data.batching import pad_sequences
+        from malmoi.data.batching import pad_with_mask
         from malmoi.training.text_metrics import text_scores
 
         device = next(model.parameters()).device
@@ -166,8 +166,7 @@ def make_evaluate(codec, sample_sources: list[str], max_source_length: int, show
             refs += [codec.decode(t) for t in _gold_ids(batch["labels"], pad_id, eos_id)]
         loss = loss_sum / max(1, tokens)
         if sample_ids:
-            src = pad_sequences(sample_ids, pad_id).to(device)
-            mask = pad_sequences([[1] * len(s) for s in sample_ids], 0).to(device)
+            src, mask = (t.to(device) for t in pad_with_mask(sample_ids, pad_id))
             shown[:] = [(q, codec.decode(t)) for q, t in zip(sample_sources, answer(model, src, mask))]
         return {"loss": loss, "perplexity": math.exp(min(loss, 50.0)), **text_scores(hyps, refs)}
 

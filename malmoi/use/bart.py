@@ -55,9 +55,9 @@ class BartGenerator:
 
     def _batch(self, ids: list[list[int]]):
         """(input_ids, attention_mask), right-padded as in training."""
-        from malmoi.data.batching import pad_sequences
+        from malmoi.data.batching import pad_with_mask
 
-        return pad_sequences(ids, self.codec.pad_id), pad_sequences([[1] * len(s) for s in ids], 0)
+        return pad_with_mask(ids, self.codec.pad_id)
 
     def settings(self, *, beams: int | None = None, max_new_tokens: int | None = None, greedy: bool | None = None,
                  top_k: int | None = None, top_p: float | None = None, temperature: float | None = None,

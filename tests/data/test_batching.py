@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from malmoi.data.batching import BucketSampler, MLMCollator, PadCollator, padding_fraction
+from malmoi.data.batching import BucketSampler, MLMCollator, PadCollator, pad_with_mask, padding_fraction
 from malmoi.errors import MalmoiError
 
 
@@ -175,3 +175,9 @@ def test_drop_last():
 def test_sampler_bad_arguments(kwargs):
     with pytest.raises(MalmoiError):
         BucketSampler([1, 2, 3], **kwargs)
+
+
+def test_pad_with_mask_marks_the_real_tokens():
+    ids, mask = pad_with_mask([[5, 6, 7], [8]], pad_id=0)
+    assert ids.tolist() == [[5, 6, 7], [8, 0, 0]]
+    assert mask.tolist() == [[1, 1, 1], [1, 0, 0]]
